@@ -1,0 +1,1 @@
+"""Broker candidates in: alert packets (push, poll, stream), filters, watch regions and triggers."""

@@ -1,0 +1,3 @@
+"""Baton's one settings package: everything comes from the environment (see README, Configuration)."""
+
+from .base import *  # noqa: F403

@@ -1,0 +1,274 @@
+"""Baton settings, read from the environment with django-environ.
+
+Integrations (email, Slack) stay off unless their variable is set; no secret
+lives in the repository. Defaults are the safe ones: DEBUG is off unless
+asked for, and a production run must pass ``manage.py check --deploy``.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from pathlib import Path
+
+import environ
+from django.core.management.utils import get_random_secret_key
+from tom_common.default_settings import *  # noqa: F403  (TOM's allauth/MFA/account defaults)
+from tom_common.default_settings import (
+    TOMTOOLKIT_AUTHENTICATION_BACKENDS,
+    TOMTOOLKIT_INSTALLED_APPS,
+    TOMTOOLKIT_MIDDLEWARE,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+
+DEBUG = env.bool("DEBUG", default=False)
+
+# A production deployment must set SECRET_KEY. A development process without
+# one gets a random key: sessions do not outlive it, which is the point.
+SECRET_KEY = env.str("SECRET_KEY", default="") or (get_random_secret_key() if DEBUG else "")
+if not SECRET_KEY:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("SECRET_KEY is not set (set DEBUG=1 for a throwaway development key).")
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+TOM_NAME = "Baton"
+
+INSTALLED_APPS = [
+    *TOMTOOLKIT_INSTALLED_APPS,
+    "django_celery_beat",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "tomsite",
+]
+
+SITE_ID = 1
+
+MIDDLEWARE = list(TOMTOOLKIT_MIDDLEWARE)
+# WhiteNoise serves static files in production, right after SecurityMiddleware.
+MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+
+ROOT_URLCONF = "tomsite.urls"
+WSGI_APPLICATION = "tomsite.wsgi.application"
+ASGI_APPLICATION = "tomsite.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.debug",
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+CRISPY_TEMPLATE_PACK = "bootstrap5"
+
+# --- Database: PostgreSQL only (the devstack starts an embedded one when unset).
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/baton"),
+}
+# A Unix-socket directory travels URL-encoded in the host part (postgres://user@%2Fpath%2Fto%2Fdir/db).
+DATABASES["default"]["HOST"] = urllib.parse.unquote(DATABASES["default"].get("HOST", ""))
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: Celery's broker and Django's cache.
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CACHE_KEY_PREFIX = env.str("CACHE_KEY_PREFIX", default="baton")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": CACHE_KEY_PREFIX,
+        "TIMEOUT": 300,
+    }
+}
+
+# --- Celery (namespace CELERY_ in this module, read by tomsite/celery.py).
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = None  # the database is the source of truth; tasks record their outcome there
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="baton")
+CELERY_TASK_ACKS_LATE = True  # a task lost with its worker is redelivered; tasks are idempotent
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Periodic tasks every Baton app needs; django-celery-beat copies them into the
+# database, where admins can edit them. Apps add theirs in their own settings block.
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    "baton-heartbeat": {"task": "tomsite.heartbeat", "schedule": 60.0},
+}
+
+# TOM Toolkit's own background work (django-tasks) goes through Celery as well.
+TASKS = {"default": {"BACKEND": "tomsite.task_backend.CeleryTaskBackend"}}
+
+# --- Auth
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+AUTHENTICATION_BACKENDS = [*TOMTOOLKIT_AUTHENTICATION_BACKENDS]
+
+# Team data is not public: every page needs a login. The API authenticates on
+# its own (tokens), the simulated observatory speaks its own token API, and the
+# health probe is for load balancers; the admin has its own staff login.
+AUTH_STRATEGY = "LOCKED"
+OPEN_URLS = ["/api/*", "/sim/*", "/health/", "/admin/login/"]
+
+# --- i18n / time: UTC everywhere, aware datetimes only.
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+FORMAT_MODULE_PATH = ["tom_base.formats"]
+
+# --- Static and media
+STATIC_URL = "/static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / ".baton" / "static")
+STATICFILES_DIRS: list[Path] = []
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / ".baton" / "media")
+MEDIA_URL = "/data/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedStaticFilesStorage"
+        )
+    },
+}
+
+# --- Email: EMAIL_URL (smtp://user:pass@host:port, or smtp+tls://...) turns it on.
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST", "")
+EMAIL_PORT = _email.get("EMAIL_PORT", 25)
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Baton <baton@localhost>")
+
+# --- Slack: off unless a webhook or a bot token is set.
+SLACK_WEBHOOK_URL = env.str("SLACK_WEBHOOK_URL", default="")
+SLACK_BOT_TOKEN = env.str("SLACK_BOT_TOKEN", default="")
+SLACK_API_URL = env.str("SLACK_API_URL", default="https://slack.com/api/")
+
+# The address people use to reach this Baton, for links in notifications.
+BATON_BASE_URL = env.str("BATON_BASE_URL", default="http://127.0.0.1:8000")
+
+# --- Security: strict unless DEBUG; every knob can be set from the environment.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Submitting a domain to the browsers' HSTS preload list is the operator's decision, made
+# once and hard to undo; Baton does not make it for them (SECURE_HSTS_PRELOAD=1 opts in).
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+# A broker batch of LSST alerts is large; the ingest API enforces its own cap.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 * 1024 * 1024)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"timestamped": {"format": "[{asctime}] {levelname} {name}: {message}", "style": "{"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "timestamped"}},
+    "loggers": {"": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")}},
+}
+
+# --- REST API
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tom_common.accounts.api_auth.TomTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Baton API",
+    "DESCRIPTION": (
+        "Follow-up coordination for time-domain astronomy: candidates in, redundant observing "
+        "requests out. Authenticate with `Authorization: Token <key>` (your profile page shows it)."
+    ),
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],  # the API's description is public
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- TOM Toolkit configuration
+TARGET_TYPE = "SIDEREAL"
+MATCH_MANAGERS: dict[str, str] = {}
+FACILITIES: dict[str, dict] = {}
+TOM_FACILITY_CLASSES: list[str] = []
+DATA_PRODUCT_TYPES = {
+    "photometry": ("photometry", "Photometry"),
+    "fits_file": ("fits_file", "FITS File"),
+    "spectroscopy": ("spectroscopy", "Spectroscopy"),
+    "image_file": ("image_file", "Image File"),
+}
+DATA_PROCESSORS = {
+    "photometry": "tom_dataproducts.processors.photometry_processor.PhotometryProcessor",
+    "spectroscopy": "tom_dataproducts.processors.spectroscopy_processor.SpectroscopyProcessor",
+}
+EXTRA_FIELDS: list[dict] = []
+GENERAL_SEARCH_FUNCTIONS: dict[str, str] = {}
+SELECTION_EXTRA_FIELDS: list[str] = []
+TARGET_PERMISSIONS_ONLY = True
+TARGET_DEFAULT_PERMISSION = "PRIVATE"
+TARGET_LIST_COLUMNS = ["name", "type", "observations", "saved_data"]
+HOOKS = {
+    "target_post_save": "tom_common.hooks.target_post_save",
+    "observation_change_state": "tom_common.hooks.observation_change_state",
+    "data_product_post_upload": "tom_dataproducts.hooks.data_product_post_upload",
+    "data_product_post_save": "tom_dataproducts.hooks.data_product_post_save",
+    "multiple_data_products_post_save": "tom_dataproducts.hooks.multiple_data_products_post_save",
+}
+AUTO_THUMBNAILS = False
+THUMBNAIL_MAX_SIZE = (0, 0)
+THUMBNAIL_DEFAULT_SIZE = (200, 200)
+HINTS_ENABLED = False
+HINT_LEVEL = 20
+PLOTLY_THEME = "plotly_white"
+SHOW_PAGINATION_INFO = True
+
+# Where the devstack keeps embedded services, secrets and logs (git-ignored).
+BATON_STATE_DIR = Path(os.environ.get("BATON_STATE_DIR", BASE_DIR / ".baton"))

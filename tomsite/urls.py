@@ -1,0 +1,15 @@
+"""Baton's URLs: TOM Toolkit's pages and API, the API schema and docs, the health probe."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from . import apis, views
+
+urlpatterns = [
+    path("health/", views.health, name="health"),
+    path("api/status/", apis.SystemStatusApi.as_view(), name="api-status"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("", include("tom_common.urls")),
+]
