@@ -11,5 +11,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    # Baton's apps choose their own paths (pages, /api/..., /sim/...).
+    path("", include("observatories.urls")),
+    path("", include("candidates.urls")),
+    path("", include("policies.urls")),
     path("", include("tom_common.urls")),
 ]

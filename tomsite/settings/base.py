@@ -45,7 +45,12 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "tom_alerts",
     "tomsite",
+    # Baton's own apps (see the README's architecture section).
+    "observatories",
+    "candidates",
+    "policies",
 ]
 
 SITE_ID = 1
@@ -115,6 +120,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # database, where admins can edit them. Apps add theirs in their own settings block.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "baton-heartbeat": {"task": "tomsite.heartbeat", "schedule": 60.0},
+    # --- observatories (facility status, simulated network) ---
+    # --- scheduling (planner, dispatch polling, reconciler) ---
+    # --- candidates (broker polls) ---
+    # --- policies (claim expiry, ledger) ---
 }
 
 # TOM Toolkit's own background work (django-tasks) goes through Celery as well.
