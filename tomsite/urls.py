@@ -15,5 +15,6 @@ urlpatterns = [
     path("", include("observatories.urls")),
     path("", include("candidates.urls")),
     path("", include("policies.urls")),
+    path("alerts/", include("tom_alerts.urls", namespace="alerts")),  # TOM's broker queries
     path("", include("tom_common.urls")),
 ]
