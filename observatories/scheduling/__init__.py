@@ -1,0 +1,1 @@
+"""Redundant scheduling and dispatch: observing requests, their copies at facilities, the planner."""
