@@ -300,5 +300,10 @@ def main(argv: list[str]) -> int:
     manage = sub.add_parser("manage", help="run a manage.py command against Baton's services")
     manage.add_argument("manage_args", nargs=argparse.REMAINDER)
     manage.set_defaults(func=cmd_manage)
-    args = parser.parse_args(argv)
+    # Everything after "test" or "manage" belongs to pytest or manage.py, options included.
+    if argv and argv[0] in ("test", "manage"):
+        args = parser.parse_args(argv[:1])
+        setattr(args, "pytest_args" if argv[0] == "test" else "manage_args", argv[1:])
+    else:
+        args = parser.parse_args(argv)
     return int(args.func(args))

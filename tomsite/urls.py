@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     # Baton's apps choose their own paths (pages, /api/..., /sim/...).
     path("", include("observatories.urls")),
+    path("", include("observatories.scheduling.urls", namespace="scheduling")),
     path("", include("candidates.urls")),
     path("", include("policies.urls")),
     path("alerts/", include("tom_alerts.urls", namespace="alerts")),  # TOM's broker queries

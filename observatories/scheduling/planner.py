@@ -113,7 +113,9 @@ class RequestSpec:
         (diminishing returns for piling time on one target).
     team_factor: the team's fair-share factor (policies), ~0.5..1.5.
     live: copies already dispatched and still alive.
-    excluded_sites: sites not to use again for this visit (e.g. one that failed).
+    excluded_sites: sites not to use again for this visit.
+    excluded_facilities: facilities not to use again for this visit (e.g. one that refused it).
+    failed: (site code, chance start) of copies that failed: that site-night is spent.
     """
 
     id: int
@@ -134,6 +136,8 @@ class RequestSpec:
     team_factor: float = 1.0
     live: tuple[LiveCopy, ...] = ()
     excluded_sites: frozenset[str] = frozenset()
+    excluded_facilities: frozenset[str] = frozenset()
+    failed: tuple[tuple[str, datetime], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,10 +153,17 @@ class Chance:
     p_clear: float
     p_operational: float
     duration_s: float
+    # p(clear) given that the site was cloudy the night before: weather persists, so a second
+    # copy at a site counts with this when an earlier copy there would have failed.
+    p_clear_after_cloudy: float | None = None
 
     @property
     def p(self) -> float:
         return self.p_visible * self.p_clear * self.p_operational
+
+    def p_given_earlier_failure_at_site(self) -> float:
+        p_clear = self.p_clear if self.p_clear_after_cloudy is None else min(self.p_clear, self.p_clear_after_cloudy)
+        return self.p_visible * p_clear * self.p_operational
 
 
 @dataclass
@@ -261,15 +272,23 @@ def choose_chances(
         # Two copies under one sky share its weather: one per site per night unless asked.
         return any(site == chance.site_code and abs(start - chance.start) < SAME_NIGHT for site, start in taken)
 
+    def effective_p(chance: Chance) -> float:
+        # All copies fail together only if this one fails too, which after an earlier failure at
+        # the same site is likelier than the prior says (the cloud may still be there).
+        if any(site == chance.site_code and start < chance.start for site, start in taken):
+            return chance.p_given_earlier_failure_at_site()
+        return chance.p
+
     while 1.0 - fail < target_p and len(chosen) < max_copies:
         best: tuple[float, int] | None = None
         best_cost = cost
         for index, chance in enumerate(pool):
             if not allow_same_site and same_site_night(chance):
                 continue
-            trial = [*copies, as_tuple(chance.start, chance.end, chance.p, chance.duration_s)]
+            p = effective_p(chance)
+            trial = [*copies, as_tuple(chance.start, chance.end, p, chance.duration_s)]
             trial_cost = expected_cost(trial)
-            gain = -math.log(max(1e-12, 1.0 - chance.p))
+            gain = -math.log(max(1e-12, 1.0 - p))
             # A small floor on the added cost keeps a far-off backup from looking free.
             score = gain / (max(0.0, trial_cost - cost) + 0.05 * chance.duration_s)
             if best is None or score > best[0] + 1e-12:
@@ -277,10 +296,11 @@ def choose_chances(
         if best is None:
             break
         chance = pool.pop(best[1])
+        p = effective_p(chance)
         chosen.append(chance)
-        copies.append(as_tuple(chance.start, chance.end, chance.p, chance.duration_s))
+        copies.append(as_tuple(chance.start, chance.end, p, chance.duration_s))
         taken.append((chance.site_code, chance.start))
-        fail *= 1.0 - chance.p
+        fail *= 1.0 - p
         cost = best_cost
     chosen.sort(key=lambda c: c.start)
     return chosen, 1.0 - fail, cost
@@ -441,7 +461,12 @@ def plan_network(
                 start = now
             night = int(night_of[s_i][t0])
             p_clear = p_clear_at(site, at=start, now=now)
+            p_after_cloudy = 1.0 / max(site.cloudy_spell_nights, 1.0)
+            if any(code == site.code and abs(at - start) < SAME_NIGHT for code, at in r.failed):
+                continue
             for f in by_class_site.get((r.telescope_class, s_i), []):
+                if f.code in r.excluded_facilities:
+                    continue
                 if f.down_until is not None and f.down_until >= end:
                     continue
                 if capacity.get((f.code, night), 0.0) < r.duration_s:
@@ -451,6 +476,7 @@ def plan_network(
                     Chance(
                         request_id=r.id, facility_code=f.code, site_code=site.code, start=start, end=end,
                         p_visible=1.0, p_clear=p_clear, p_operational=f.p_operational, duration_s=r.duration_s,
+                        p_clear_after_cloudy=p_after_cloudy,
                     )
                 )
         plan.chances_seen = len(chances)

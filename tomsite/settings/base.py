@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "tomsite",
     # Baton's own apps (see the README's architecture section).
     "observatories",
+    "observatories.simnet",
+    "observatories.scheduling",
     "candidates",
     "policies",
 ]
@@ -89,7 +91,9 @@ DATABASES = {
 DATABASES["default"]["HOST"] = urllib.parse.unquote(DATABASES["default"].get("HOST", ""))
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# TOM Toolkit's apps use AutoField; a project-wide BigAutoField would make Django see pending migrations
+# in them. Baton's own apps choose BigAutoField in their AppConfig.
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
 # --- Redis: Celery's broker and Django's cache.
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -121,7 +125,15 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "baton-heartbeat": {"task": "tomsite.heartbeat", "schedule": 60.0},
     # --- observatories (facility status, simulated network) ---
+    "observatories-status-poll": {
+        "task": "observatories.facility_status_poll",
+        "schedule": env.float("OBSERVATORIES_STATUS_POLL_S", default=120.0),
+    },
+    "simnet-tick": {"task": "simnet.tick", "schedule": env.float("SIMNET_TICK_S", default=60.0)},
     # --- scheduling (planner, dispatch polling, reconciler) ---
+    "scheduling-plan": {"task": "scheduling.network_plan", "schedule": 300.0},  # LCO re-plans every ~5 min
+    "scheduling-poll": {"task": "scheduling.dispatches_poll", "schedule": 60.0},
+    "scheduling-reconcile": {"task": "scheduling.reconcile", "schedule": 120.0},
     # --- candidates (broker polls) ---
     # --- policies (claim expiry, ledger) ---
 }
@@ -225,7 +237,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # Baton's API speaks JSON (TOM's own views set their parsers where they need forms).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "tomsite.pagination.StrictLimitOffsetPagination",
     "PAGE_SIZE": 100,
 }
 SPECTACULAR_SETTINGS = {
@@ -241,6 +255,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tomsite.schema.document_pagination_errors",
+    ],
 }
 
 # --- TOM Toolkit configuration
@@ -281,3 +299,26 @@ SHOW_PAGINATION_INFO = True
 
 # Where the devstack keeps embedded services, secrets and logs (git-ignored).
 BATON_STATE_DIR = Path(os.environ.get("BATON_STATE_DIR", BASE_DIR / ".baton"))
+
+# --- scheduling ---
+# Dotted paths the scheduler calls for policies and notifications (empty: neutral; see
+# observatories/scheduling/hooks.py).
+BATON_SCHEDULING_HOOKS = {
+    "team_factor": env.str("BATON_HOOK_TEAM_FACTOR", default=""),
+    "allocation_check": env.str("BATON_HOOK_ALLOCATION_CHECK", default=""),
+    "usage_record": env.str("BATON_HOOK_USAGE_RECORD", default=""),
+    "notify": env.str("BATON_HOOK_NOTIFY", default=""),
+}
+
+# --- observatories ---
+# Facility adapters: every HTTP call to a portal has this timeout (s); transient failures are
+# retried this many more times, with exponential backoff from OBSERVATORIES_HTTP_BACKOFF_S.
+OBSERVATORIES_HTTP_TIMEOUT_S = env.float("OBSERVATORIES_HTTP_TIMEOUT_S", default=10.0)
+OBSERVATORIES_HTTP_RETRIES = env.int("OBSERVATORIES_HTTP_RETRIES", default=2)
+OBSERVATORIES_HTTP_BACKOFF_S = env.float("OBSERVATORIES_HTTP_BACKOFF_S", default=1.0)
+# A facility status older than this reads as unknown; status rows older than KEEP_DAYS are pruned.
+OBSERVATORIES_STATUS_STALE_AFTER_S = env.int("OBSERVATORIES_STATUS_STALE_AFTER_S", default=900)
+OBSERVATORIES_STATUS_KEEP_DAYS = env.int("OBSERVATORIES_STATUS_KEEP_DAYS", default=30)
+# The simulated network (/sim/): its API token (empty: derived from SECRET_KEY) and weather seed.
+SIMNET_TOKEN = env.str("SIMNET_TOKEN", default="")
+SIMNET_SEED = env.int("SIMNET_SEED", default=2016)

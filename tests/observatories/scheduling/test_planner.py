@@ -184,3 +184,13 @@ class TestPlanNetwork:
         assert len(plans) == 1000
         assert sum(1 for p in plans.values() if p.chosen) > 100
         assert all(math.isfinite(p.p_total) for p in plans.values())
+
+
+def test_a_second_night_at_one_site_counts_less_than_another_site():
+    # Weather persists: after a cloudy night at "a", the next is clear only 1/cloudy_spell of the time.
+    first = chance("a", 1, p=0.7)
+    again = replace(chance("a", 25, p=0.7), p_clear_after_cloudy=0.3)
+    other = chance("b", 30, p=0.6)
+    chosen, p, _ = choose_chances(chances=[first, again, other], live=[], target_p=0.85, epoch=NOW)
+    assert [c.site_code for c in chosen] == ["a", "b"]
+    assert p == pytest.approx(1 - 0.3 * 0.4)

@@ -1,0 +1,65 @@
+"""Where the scheduler meets team policies and notifications.
+
+The planner asks for a team's fair-share factor and checks its allocation;
+finished dispatches are booked on the team's usage ledger; lifecycle events
+are announced. Each hook names one dotted path in the ``BATON_SCHEDULING_HOOKS``
+setting; an empty path gives the neutral behaviour documented on each
+function, so the scheduler works before (and without) those apps.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+logger = logging.getLogger(__name__)
+
+
+def _hook(name: str) -> Any | None:
+    path = getattr(settings, "BATON_SCHEDULING_HOOKS", {}).get(name, "")
+    return import_string(path) if path else None
+
+
+def team_factor(*, team: Any) -> float:
+    """The team's fair-share priority factor (neutral: 1.0)."""
+    hook = _hook("team_factor")
+    return float(hook(team=team)) if hook else 1.0
+
+
+@dataclass(frozen=True)
+class Allocation:
+    allowed: bool
+    action: str  # "allow", "refuse" or "queue"
+    reason: str = ""
+
+
+def allocation_check(*, team: Any, telescope_class: str, hours: float) -> Allocation:
+    """Whether the team may book ``hours`` more on ``telescope_class`` (neutral: allowed)."""
+    hook = _hook("allocation_check")
+    if not hook:
+        return Allocation(allowed=True, action="allow")
+    decision = hook(team=team, facility_class=telescope_class, hours=hours)
+    return Allocation(allowed=bool(decision.allowed), action=str(decision.action), reason=str(decision.reason))
+
+
+def usage_record(*, team: Any, facility_code: str, telescope_class: str, hours: float, kind: str, source_key: str) -> None:
+    """Book telescope time on the team's ledger (idempotent by source_key; neutral: log only)."""
+    hook = _hook("usage_record")
+    if hook:
+        hook(team=team, facility_code=facility_code, facility_class=telescope_class, hours=hours, kind=kind,
+             source_key=source_key)
+    else:
+        logger.info("usage: team=%s facility=%s hours=%.3f kind=%s", team, facility_code, hours, kind)
+
+
+def notify(*, event: str, request: Any, **payload: Any) -> None:
+    """Announce a lifecycle event (request.dispatched, .completed, .failed, .replanned, .expired)."""
+    hook = _hook("notify")
+    if hook:
+        hook(event=event, request=request, **payload)
+    else:
+        logger.info("event %s for request %s: %s", event, getattr(request, "pk", request), payload)

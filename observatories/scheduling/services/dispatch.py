@@ -1,0 +1,320 @@
+"""Dispatches at facilities: submit, poll, cancel, and react to what happened.
+
+The rules that make redundancy work:
+- submit is idempotent: the dispatch row exists (QUEUED) before any HTTP,
+  its idempotency key is the request group's name at the facility, and the
+  portal client looks the key up before it posts, so a retried, duplicated or
+  crash-interrupted submission never makes a second request group;
+- the first copy of a visit that completes wins: its twins are cancelled,
+  and the request completes (or moves on to its next cadence visit);
+- a copy that fails (weather, downtime, other) triggers a re-plan of its
+  request with what is left; when the window closes the request expires.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from observatories.adapters import (
+    Exposure,
+    FailureKind,
+    PortalError,
+    PortalUnavailable,
+    RemoteRequest,
+    portal_client_for,
+    request_group_payload,
+)
+from observatories.adapters import (
+    RequestState as RemoteState,
+)
+
+from .. import hooks
+from ..models import (
+    DISPATCH_LIVE,
+    DISPATCH_TERMINAL,
+    Dispatch,
+    DispatchState,
+    ObservingRequest,
+    RequestState,
+)
+from .lifecycle import IllegalTransition, dispatch_transition, request_transition
+
+logger = logging.getLogger(__name__)
+
+TOM_FACILITY_NAME = "Baton"
+
+
+def _payload(dispatch: Dispatch) -> dict:
+    request = dispatch.request
+    target = request.target
+    instrument = (
+        dispatch.facility.instruments.filter(kind=request.instrument_kind).first()
+        or dispatch.facility.instruments.first()
+    )
+    if instrument is None:
+        raise PortalError(f"facility {dispatch.facility.code} has no instrument")
+    return request_group_payload(
+        target_name=target.name, ra_deg=float(target.ra), dec_deg=float(target.dec), instrument=instrument,
+        exposures=[Exposure(filter=e["filter"], exposure_time_s=e["exposure_s"], count=e["count"]) for e in request.exposures],
+        window_start=dispatch.window_start, window_end=dispatch.window_end, max_airmass=request.max_airmass,
+        min_lunar_distance_deg=request.min_moon_separation_deg, ipp_value=max(0.5, min(2.0, request.priority / 5.0)),
+    )
+
+
+def dispatch_submit(*, dispatch_id: int, now: datetime | None = None) -> Dispatch:
+    """Send a queued dispatch to its facility (idempotent; safe to call again at any point).
+
+    Raises PortalUnavailable for a transient failure (the task retries); a
+    permanent refusal (PortalError) fails the dispatch and re-plans its request.
+    """
+    with transaction.atomic():
+        dispatch = Dispatch.objects.select_for_update().select_related("request__target", "facility__site").get(pk=dispatch_id)
+        if dispatch.state != DispatchState.QUEUED:
+            return dispatch
+        # Counted (and committed) before the HTTP call: a crash after the facility accepted it
+        # leaves a QUEUED row that the reconciler re-submits under the same key.
+        dispatch.submit_attempts += 1
+        dispatch.save(update_fields=["submit_attempts"])
+    try:
+        client = portal_client_for(dispatch.facility)
+        remote = client.submit(payload=_payload(dispatch), idempotency_key=dispatch.idempotency_key)
+    except PortalError as exc:
+        detail = "; ".join(exc.messages) or str(exc)
+        dispatch, _ = dispatch_transition(dispatch_id=dispatch.pk, to=DispatchState.FAILED_OTHER, reason=f"refused: {detail}", now=now)
+        _after_failure(dispatch, now=now)
+        return dispatch
+    except ValueError as exc:  # the payload could not be built (e.g. a filter the instrument lacks)
+        dispatch, _ = dispatch_transition(dispatch_id=dispatch.pk, to=DispatchState.FAILED_OTHER, reason=str(exc), now=now)
+        _after_failure(dispatch, now=now)
+        return dispatch
+    return _record_submission(dispatch.pk, remote, now=now)
+
+
+def _record_submission(dispatch_id: int, remote: RemoteRequest, *, now: datetime | None) -> Dispatch:
+    from tom_observations.models import ObservationRecord
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        dispatch = Dispatch.objects.select_for_update().select_related("request__target", "facility").get(pk=dispatch_id)
+        if dispatch.state == DispatchState.CANCELLED:
+            # Cancelled while the submission was in flight: withdraw it at the facility as well.
+            transaction.on_commit(lambda: _cancel_remote(dispatch.facility_id, remote.remote_id))
+            Dispatch.objects.filter(pk=dispatch.pk).update(remote_id=remote.remote_id)
+            return dispatch
+        if dispatch.state != DispatchState.QUEUED:
+            return dispatch
+        record = ObservationRecord.objects.create(
+            target=dispatch.request.target, facility=TOM_FACILITY_NAME,
+            observation_id=f"{dispatch.facility.code}:{remote.remote_id}", status="PENDING",
+            parameters={"baton_dispatch": dispatch.pk, "baton_request": dispatch.request_id,
+                        "facility": dispatch.facility.code},
+            scheduled_start=dispatch.window_start, scheduled_end=dispatch.window_end,
+        )
+        dispatch, _ = dispatch_transition(
+            dispatch_id=dispatch.pk, to=DispatchState.SUBMITTED, now=now,
+            reason=f"accepted by {dispatch.facility.code} as {remote.remote_id}",
+            remote_id=remote.remote_id, submitted_at=now, observation_record=record,
+        )
+        request = dispatch.request
+        if request.state in (RequestState.PLANNED, RequestState.PENDING):
+            if request.state == RequestState.PENDING:
+                request_transition(request_id=request.pk, to=RequestState.PLANNED, now=now, reason="copy submitted")
+            request_transition(
+                request_id=request.pk, to=RequestState.DISPATCHED, now=now,
+                reason=f"copy at {dispatch.facility.code} submitted",
+            )
+            hooks.notify(event="request.dispatched", request=request, facility=dispatch.facility.code)
+    return dispatch
+
+
+def _cancel_remote(facility_id: int, remote_id: str) -> None:
+    from observatories.models import Facility
+
+    try:
+        portal_client_for(Facility.objects.select_related("site").get(pk=facility_id)).cancel(remote_id=remote_id)
+    except (PortalError, PortalUnavailable) as exc:
+        logger.warning("could not withdraw %s at facility %s: %s", remote_id, facility_id, exc)
+
+
+_REMOTE_TO_DISPATCH = {
+    RemoteState.COMPLETED: DispatchState.COMPLETED,
+    RemoteState.WINDOW_EXPIRED: DispatchState.EXPIRED,
+    RemoteState.CANCELED: DispatchState.CANCELLED,
+}
+
+
+def dispatch_poll(*, dispatch_id: int, now: datetime | None = None) -> Dispatch:
+    """Ask the facility how a submitted dispatch is doing and react to any change.
+
+    Raises PortalUnavailable when the facility cannot be reached (the task retries).
+    """
+    dispatch = Dispatch.objects.select_related("facility__site", "request").get(pk=dispatch_id)
+    if dispatch.state not in (DispatchState.SUBMITTED, DispatchState.PENDING, DispatchState.IN_PROGRESS):
+        return dispatch
+    remote = portal_client_for(dispatch.facility).status(remote_id=dispatch.remote_id)
+    return dispatch_apply_remote(dispatch_id=dispatch.pk, remote=remote, now=now)
+
+
+def dispatch_apply_remote(*, dispatch_id: int, remote: RemoteRequest, now: datetime | None = None) -> Dispatch:
+    """Bring a dispatch in line with the facility's word, then react (data, twins, re-plan)."""
+    now = now or timezone.now()
+    if remote.state == RemoteState.PENDING:
+        target_state = DispatchState.PENDING
+    elif remote.state == RemoteState.FAILED:
+        weather = remote.failure_kind == FailureKind.WEATHER
+        target_state = DispatchState.FAILED_WEATHER if weather else DispatchState.FAILED_OTHER
+    else:
+        target_state = _REMOTE_TO_DISPATCH[remote.state]
+    try:
+        dispatch, changed = dispatch_transition(
+            dispatch_id=dispatch_id, to=target_state, now=now,
+            reason=remote.reason or f"facility says {remote.raw_state}",
+        )
+    except IllegalTransition:
+        # e.g. we already cancelled it and the facility still reports it pending: ours stands.
+        return Dispatch.objects.get(pk=dispatch_id)
+    if not changed:
+        return dispatch
+    if target_state == DispatchState.COMPLETED:
+        _store_data(dispatch, remote)
+        _after_success(dispatch, now=now)
+    elif target_state in (DispatchState.FAILED_WEATHER, DispatchState.FAILED_OTHER, DispatchState.EXPIRED):
+        _after_failure(dispatch, now=now)
+    elif target_state == DispatchState.CANCELLED:
+        _book_usage(dispatch, kind="cancelled")
+    return dispatch
+
+
+def _store_data(dispatch: Dispatch, remote: RemoteRequest) -> None:
+    """The facility's photometry becomes points on the target's light curve (TOM ReducedDatum)."""
+    from tom_dataproducts.models import ReducedDatum
+
+    for point in remote.data:
+        ReducedDatum.objects.get_or_create(
+            target=dispatch.request.target, data_type="photometry", timestamp=point.time,
+            source_name=f"Baton/{dispatch.facility.code}",
+            defaults={"source_location": dispatch.remote_id,
+                      "value": {"magnitude": point.mag, "error": point.mag_err, "filter": point.band}},
+        )
+
+
+def _book_usage(dispatch: Dispatch, *, kind: str) -> None:
+    hours = dispatch.duration_s / 3600.0 if kind == "completed" else 0.0
+    hooks.usage_record(
+        team=dispatch.request.team, facility_code=dispatch.facility.code,
+        telescope_class=dispatch.facility.telescope_class, hours=hours, kind=kind,
+        source_key=f"dispatch:{dispatch.pk}",
+    )
+
+
+def _after_success(dispatch: Dispatch, *, now: datetime) -> None:
+    """The visit is done: cancel its twins; complete the request or move to the next visit."""
+    _book_usage(dispatch, kind="completed")
+    with transaction.atomic():
+        request = ObservingRequest.objects.select_for_update().get(pk=dispatch.request_id)
+        if request.state in (RequestState.COMPLETED, RequestState.CANCELLED, RequestState.EXPIRED, RequestState.FAILED):
+            return
+        if dispatch.visit != request.visit:
+            return  # a late success of an earlier visit: its data is kept, the plan moves on
+        twins = list(
+            Dispatch.objects.filter(request=request, visit=dispatch.visit, state__in=DISPATCH_LIVE).exclude(pk=dispatch.pk)
+        )
+        request.visits_completed += 1
+        last_visit = request.visit + 1 >= request.cadence_visits
+        if not last_visit:
+            request.visit += 1
+        request.save(update_fields=["visits_completed", "visit", "updated_at"])
+        if last_visit:
+            request_transition(request_id=request.pk, to=RequestState.COMPLETED, now=now,
+                               reason=f"observed at {dispatch.facility.code}")
+            event = "request.completed"
+        else:
+            request_transition(request_id=request.pk, to=RequestState.PENDING, now=now,
+                               reason=f"visit {dispatch.visit + 1} observed at {dispatch.facility.code}; next visit")
+            event = "request.visit_completed"
+        for twin in twins:
+            dispatch_cancel(dispatch_id=twin.pk, reason=f"twin observed at {dispatch.facility.code}", now=now)
+        if not last_visit:
+            _replan_on_commit(request.pk)
+    hooks.notify(event=event, request=request, facility=dispatch.facility.code, twins_cancelled=len(twins))
+
+
+def _after_failure(dispatch: Dispatch, *, now: datetime) -> None:
+    """A copy failed: re-plan the request with what is left (or expire it when its time is up)."""
+    request = ObservingRequest.objects.get(pk=dispatch.request_id)
+    if not request.is_open:
+        return
+    hooks.notify(event="request.copy_failed", request=request, facility=dispatch.facility.code,
+                 reason=dispatch.reason, state=dispatch.state)
+    _replan_on_commit(request.pk)
+
+
+def _replan_on_commit(request_id: int) -> None:
+    from ..tasks import network_plan_task
+
+    network_plan_task.delay_on_commit([request_id])  # type: ignore[attr-defined]  # celery-types predates Celery 5.4
+
+
+def dispatch_cancel(*, dispatch_id: int, reason: str, now: datetime | None = None) -> Dispatch:
+    """Withdraw a copy: locally if it was never sent, at the facility (after commit) if it was."""
+    dispatch = Dispatch.objects.select_related("facility__site").get(pk=dispatch_id)
+    if dispatch.state in DISPATCH_TERMINAL:
+        return dispatch
+    dispatch, changed = dispatch_transition(dispatch_id=dispatch_id, to=DispatchState.CANCELLED, reason=reason, now=now)
+    if changed and dispatch.remote_id:
+        from ..tasks import dispatch_cancel_remote_task
+
+        dispatch_cancel_remote_task.delay_on_commit(dispatch.pk)  # type: ignore[attr-defined]  # celery-types predates Celery 5.4
+    return dispatch
+
+
+def dispatch_cancel_remote(*, dispatch_id: int) -> None:
+    """Tell the facility a cancelled copy is withdrawn (idempotent; PortalUnavailable retries)."""
+    dispatch = Dispatch.objects.select_related("facility__site").get(pk=dispatch_id)
+    if dispatch.state != DispatchState.CANCELLED or not dispatch.remote_id:
+        return
+    remote = portal_client_for(dispatch.facility).cancel(remote_id=dispatch.remote_id)
+    if remote.state == RemoteState.COMPLETED:
+        # It was observed before the cancel arrived: keep the data; the time was spent.
+        _store_data(dispatch, remote)
+        _book_usage(dispatch, kind="completed")
+    else:
+        _book_usage(dispatch, kind="cancelled")
+
+
+def request_cancel(*, request_id: int, actor: str, now: datetime | None = None) -> ObservingRequest:
+    """Cancel a request and withdraw all its live copies."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        request, _ = request_transition(request_id=request_id, to=RequestState.CANCELLED, actor=actor, now=now,
+                                        reason=f"cancelled by {actor}")
+        for dispatch in Dispatch.objects.filter(request_id=request_id, state__in=DISPATCH_LIVE):
+            dispatch_cancel(dispatch_id=dispatch.pk, reason=f"request cancelled by {actor}", now=now)
+    return request
+
+
+def requests_expire(*, now: datetime | None = None) -> list[int]:
+    """Expire open requests whose window is over (their live copies are withdrawn). Returns their ids."""
+    now = now or timezone.now()
+    expired = []
+    for request in ObservingRequest.objects.filter(
+        state__in=[RequestState.PENDING, RequestState.PLANNED, RequestState.DISPATCHED, RequestState.IN_PROGRESS],
+        window_end__lte=now,
+    ):
+        # A copy still running at the facility may yet complete: wait for its word.
+        if Dispatch.objects.filter(request=request, state=DispatchState.IN_PROGRESS).exists():
+            continue
+        with transaction.atomic():
+            request_transition(
+                request_id=request.pk, to=RequestState.EXPIRED, now=now,
+                reason=f"window over; {request.visits_completed}/{request.cadence_visits} visits observed",
+            )
+            for dispatch in Dispatch.objects.filter(request=request, state__in=DISPATCH_LIVE):
+                dispatch_cancel(dispatch_id=dispatch.pk, reason="request window over", now=now)
+        hooks.notify(event="request.expired", request=request, visits_completed=request.visits_completed)
+        expired.append(request.pk)
+    return expired

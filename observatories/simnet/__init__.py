@@ -1,0 +1,1 @@
+"""Baton's simulated observatory network: an LCO-style observation portal served under ``/sim/``."""

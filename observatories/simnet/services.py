@@ -1,0 +1,615 @@
+"""The simulated network's engine: clock, weather, downtime, request intake, scheduling and observing.
+
+- Clock: simulated now = wall clock + an offset kept in the database
+  (`sim_now`, `sim_clock_set`), so tests and drills run a night in seconds.
+- Weather: per site, a two-state Markov chain over nights with the site's
+  prior (mean clear and cloudy spell lengths), seeded by ``SIMNET_SEED`` and the
+  site code, so the same seed gives the same weather on every run, in any
+  order of questions; overrides force clear or cloudy over a span.
+- Intake (`sim_request_group_submit`): the payload is checked as the LCO
+  portal would (instrument, filters, constraints, windows) and the request is
+  scheduled at the first time in its windows, not before simulated now, when
+  the target is observable from the site for the whole observation (Sun below
+  -12 deg, airmass and Moon-distance constraints; the visibility engine). A
+  target never observable in its windows is refused with a clear error.
+- Observing (`sim_tick`): each scheduled observation whose end has passed in
+  simulated time is decided: downtime overlapping it fails it ("Downtime:
+  ..."), a cloudy night at its site fails it ("Weather: ..."), otherwise it
+  completes with one photometric point per exposure: the target's magnitude
+  (its ``v_magnitude`` hint, else a fixed one derived from its name) observed
+  with an error from the instrument's 60 s limit scaled to the exposure time
+  and airmass (5-sigma at the limit, extinction 0.15 mag per airmass).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from observatories.models import Facility, Instrument, Site
+from observatories.simnet.models import (
+    SimClock,
+    SimDowntime,
+    SimObservation,
+    SimRequest,
+    SimRequestGroup,
+    SimWeatherOverride,
+)
+
+# Fixed overheads of an observation, seconds (front padding and per-configuration set-up),
+# about what the LCO 1-m network charges.
+REQUEST_OVERHEAD_S = 30.0
+CONFIGURATION_OVERHEAD_S = 60.0
+EXTINCTION_MAG_PER_AIRMASS = 0.15
+SYSTEMATIC_ERROR_MAG = 0.01
+SUN_MAX_ALT_DEG = -12.0
+NEVER_VISIBLE = "According to the constraints of the request, the target is never visible within the time windows."
+_WEATHER_EPOCH = date(2000, 1, 1)
+MAX_WINDOW = timedelta(days=366)
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+# Visibility is searched in chunks of this length, so a long window costs only until the first chance.
+_SEARCH_CHUNK = timedelta(days=3)
+_WEATHER_NIGHTS = 40_000  # 2000 to 2109
+_VALID_TYPES = {"EXPOSE", "SPECTRUM", "REPEAT_EXPOSE", "LAMP_FLAT", "ARC"}
+_VALID_OBSERVATION_TYPES = {"NORMAL", "RAPID_RESPONSE", "TIME_CRITICAL"}
+
+
+class SimValidationError(Exception):
+    """The payload is not acceptable; ``errors`` is a DRF-style error body (field -> messages)."""
+
+    def __init__(self, errors: dict[str, Any]) -> None:
+        super().__init__(str(errors))
+        self.errors = errors
+
+
+# -- clock ------------------------------------------------------------------------------------
+
+
+def sim_now() -> datetime:
+    """Simulated now (UTC): the wall clock plus the stored offset."""
+    offset = SimClock.objects.filter(pk=1).values_list("offset_s", flat=True).first() or 0.0
+    return timezone.now() + timedelta(seconds=offset)
+
+
+def sim_clock_set(*, now: datetime) -> datetime:
+    """Set simulated now to ``now`` (aware); it then runs on at wall-clock speed. Returns it."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    offset = (now - timezone.now()).total_seconds()
+    SimClock.objects.update_or_create(pk=1, defaults={"offset_s": offset})
+    return now
+
+
+# -- weather ----------------------------------------------------------------------------------
+
+
+def night_of(*, site: Site, at: datetime) -> date:
+    """The date of the evening that begins the night containing ``at`` at ``site`` (local mean solar time)."""
+    local = at.astimezone(UTC) + timedelta(hours=site.longitude_deg / 15.0) - timedelta(hours=12)
+    return local.date()
+
+
+@functools.lru_cache(maxsize=256)
+def _weather_chain(seed: int, code: str, clear_spell: float, cloudy_spell: float) -> np.ndarray:
+    """Clear (True) or cloudy for every night from 2000-01-01 on: a two-state Markov chain."""
+    rng = np.random.default_rng([seed, zlib.crc32(code.encode())])
+    draws = rng.random(_WEATHER_NIGHTS)
+    p_stay_clear = 1.0 - 1.0 / clear_spell
+    p_stay_cloudy = 1.0 - 1.0 / cloudy_spell
+    states = np.empty(_WEATHER_NIGHTS, dtype=bool)
+    state = bool(draws[0] < clear_spell / (clear_spell + cloudy_spell))
+    states[0] = state
+    for n in range(1, _WEATHER_NIGHTS):
+        state = bool(draws[n] < p_stay_clear) if state else bool(draws[n] >= p_stay_cloudy)
+        states[n] = state
+    return states
+
+
+def weather_prior_clear(*, site: Site, night: date, seed: int | None = None) -> bool:
+    """Whether the site's weather chain makes ``night`` clear (no overrides)."""
+    seed = settings.SIMNET_SEED if seed is None else seed
+    chain = _weather_chain(seed, site.code, max(site.clear_spell_nights, 1.0), max(site.cloudy_spell_nights, 1.0))
+    index = (night - _WEATHER_EPOCH).days % _WEATHER_NIGHTS
+    return bool(chain[index])
+
+
+@dataclass(frozen=True)
+class SiteWeather:
+    """A site's weather at an instant: clear or cloudy, why, and since when (when known)."""
+
+    state: str
+    reason: str
+    since: datetime | None
+
+
+def site_weather_at(*, site: Site, at: datetime) -> SiteWeather:
+    """The weather at ``site`` at ``at``: the latest override covering it, else the site's chain."""
+    override = SimWeatherOverride.objects.filter(site=site, start__lte=at, end__gt=at).first()
+    if override is not None:
+        return SiteWeather(state=override.state, reason=f"forced {override.state} until {override.end:%Y-%m-%d %H:%M} UTC", since=override.start)
+    night = night_of(site=site, at=at)
+    clear = weather_prior_clear(site=site, night=night)
+    state = "clear" if clear else "cloudy"
+    return SiteWeather(state=state, reason=f"{state} night {night.isoformat()} (weather prior)", since=None)
+
+
+def sim_weather_set(*, site: Site, state: str, hours: float = 24.0, now: datetime | None = None) -> SimWeatherOverride | None:
+    """Force ``site`` clear or cloudy from simulated now for ``hours``; ``state='prior'`` ends all overrides.
+
+    Returns the override made (None for 'prior'). Raises ValueError for an unknown state or hours <= 0.
+    """
+    now = now or sim_now()
+    if state == "prior":
+        SimWeatherOverride.objects.filter(site=site, end__gt=now).update(end=now)
+        return None
+    if state not in SimWeatherOverride.State.values:
+        raise ValueError(f"state must be clear, cloudy or prior, not {state!r}")
+    if not hours > 0:
+        raise ValueError("hours must be positive")
+    return SimWeatherOverride.objects.create(site=site, state=state, start=now, end=now + timedelta(hours=hours))
+
+
+# -- downtime ---------------------------------------------------------------------------------
+
+
+def downtime_overlapping(*, facility: Facility, start: datetime, end: datetime) -> SimDowntime | None:
+    """The downtime of ``facility`` overlapping [start, end], if any."""
+    from django.db.models import Q
+
+    return (
+        SimDowntime.objects.filter(facility=facility, start__lte=end)
+        .filter(Q(end__isnull=True) | Q(end__gt=start))
+        .first()
+    )
+
+
+def sim_downtime_inject(
+    *, facility: Facility, reason: str, hours: float | None = None, now: datetime | None = None
+) -> SimDowntime:
+    """Take ``facility`` out of service from simulated now, for ``hours`` or until cleared."""
+    now = now or sim_now()
+    if hours is not None and not hours > 0:
+        raise ValueError("hours must be positive")
+    end = now + timedelta(hours=hours) if hours is not None else None
+    return SimDowntime.objects.create(facility=facility, reason=reason or "injected downtime", start=now, end=end)
+
+
+def sim_downtime_clear(*, facility: Facility, now: datetime | None = None) -> int:
+    """End every downtime of ``facility`` that is open at simulated now; return how many."""
+    from django.db.models import Q
+
+    now = now or sim_now()
+    return SimDowntime.objects.filter(facility=facility).filter(Q(end__isnull=True) | Q(end__gt=now)).update(end=now)
+
+
+# -- intake -----------------------------------------------------------------------------------
+
+
+def _parse_time(value: Any) -> datetime:
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("not a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("not finite")
+    return number
+
+
+@dataclass
+class _Checked:
+    """A validated request (internal)."""
+
+    instrument: Instrument
+    configurations: list[dict[str, Any]]
+    windows: list[tuple[datetime, datetime]]
+    location: dict[str, Any]
+    ra: float
+    dec: float
+    max_airmass: float
+    min_lunar_distance: float
+    duration_s: float
+    acceptability_threshold: float
+
+
+def _check_request(request: Any, errors: dict[str, Any]) -> _Checked | None:
+    """Check one request of a payload, writing field errors into ``errors``; the checked request or None."""
+    if not isinstance(request, dict):
+        errors["non_field_errors"] = ["a request must be an object"]
+        return None
+    configurations = request.get("configurations")
+    if not isinstance(configurations, list) or not configurations:
+        errors["configurations"] = ["at least one configuration is required"]
+        return None
+    instrument: Instrument | None = None
+    duration = REQUEST_OVERHEAD_S
+    ra = dec = 0.0
+    max_airmass, min_lunar = 1.6, 30.0
+    config_errors: list[dict[str, Any]] = []
+    for config in configurations:
+        err: dict[str, Any] = {}
+        config_errors.append(err)
+        if not isinstance(config, dict):
+            err["non_field_errors"] = ["a configuration must be an object"]
+            continue
+        if str(config.get("type", "EXPOSE")) not in _VALID_TYPES:
+            err["type"] = [f"unknown configuration type {config.get('type')!r}"]
+        code = config.get("instrument_type")
+        this = Instrument.objects.select_related("facility__site").filter(code=code).first() if isinstance(code, str) else None
+        if this is None or not this.facility.enabled or not this.facility.simulated:
+            err["instrument_type"] = [f"invalid instrument type {code!r}: no such instrument on this network"]
+            continue
+        if instrument is not None and this.facility_id != instrument.facility_id:
+            err["instrument_type"] = ["all configurations of a request must use one telescope"]
+            continue
+        instrument = this
+        target = config.get("target")
+        if not isinstance(target, dict):
+            err["target"] = ["a target is required"]
+        else:
+            try:
+                ra, dec = _number(target.get("ra")), _number(target.get("dec"))
+                if not (0.0 <= ra < 360.0 and -90.0 <= dec <= 90.0):
+                    raise ValueError
+            except (TypeError, ValueError):
+                err["target"] = ["ra must be in [0, 360) and dec in [-90, 90] degrees"]
+            if target.get("type", "ICRS") != "ICRS":
+                err.setdefault("target", []).append("only ICRS (sidereal) targets are supported")
+        constraints = config.get("constraints") or {}
+        try:
+            max_airmass = _number(constraints.get("max_airmass", 1.6))
+            min_lunar = _number(constraints.get("min_lunar_distance", 30.0))
+            if not (1.0 <= max_airmass <= 25.0) or not (0.0 <= min_lunar <= 180.0):
+                raise ValueError
+        except (TypeError, ValueError, AttributeError):
+            err["constraints"] = ["max_airmass must be in [1, 25] and min_lunar_distance in [0, 180]"]
+        ics = config.get("instrument_configs")
+        if not isinstance(ics, list) or not ics:
+            err["instrument_configs"] = ["at least one instrument configuration is required"]
+            continue
+        duration += CONFIGURATION_OVERHEAD_S
+        ic_errors: list[dict[str, Any]] = []
+        for ic in ics:
+            ic_err: dict[str, Any] = {}
+            ic_errors.append(ic_err)
+            try:
+                exposure_time = _number(ic.get("exposure_time"))
+                count = int(ic.get("exposure_count", 1))
+                if not (0.0 < exposure_time <= 7200.0 and 1 <= count <= 1000):
+                    raise ValueError
+            except (TypeError, ValueError, AttributeError, OverflowError):
+                ic_err["exposure_time"] = ["exposure_time must be in (0, 7200] s and exposure_count in [1, 1000]"]
+                continue
+            band = ((ic.get("optical_elements") or {}) if isinstance(ic.get("optical_elements"), dict) else {}).get("filter")
+            if this.kind == "imaging" and band not in this.filters:
+                ic_err["optical_elements"] = [f"filter {band!r} is not available on {this.code} ({', '.join(this.filters)})"]
+            duration += (exposure_time + this.readout_s) * count
+        if any(ic_errors):
+            err["instrument_configs"] = ic_errors
+    if any(config_errors):
+        errors["configurations"] = config_errors
+    windows: list[tuple[datetime, datetime]] = []
+    raw_windows = request.get("windows")
+    if not isinstance(raw_windows, list) or not raw_windows:
+        errors["windows"] = ["at least one window is required"]
+    else:
+        for window in raw_windows:
+            try:
+                start, end = _parse_time(window["start"]), _parse_time(window["end"])
+            except (KeyError, TypeError, ValueError):
+                errors["windows"] = ["each window needs ISO 8601 start and end times"]
+                break
+            if end <= start:
+                errors["windows"] = ["a window must end after it starts"]
+                break
+            if end - start > MAX_WINDOW:
+                errors["windows"] = [f"a window may be at most {MAX_WINDOW.days} days long"]
+                break
+            if not (_EARLIEST <= start and end <= _LATEST):
+                errors["windows"] = ["windows must lie between 2000 and 2100"]
+                break
+            windows.append((start, end))
+    location = request.get("location") or {}
+    if instrument is not None and isinstance(location, dict):
+        if location.get("telescope_class") not in (None, instrument.facility.telescope_class):
+            errors["location"] = [f"{instrument.code} is on a {instrument.facility.telescope_class} telescope"]
+        if location.get("site") not in (None, instrument.facility.site.code):
+            errors["location"] = [f"{instrument.code} is at site {instrument.facility.site.code}"]
+    try:
+        threshold = _number(request.get("acceptability_threshold", 90.0))
+        if not 0.0 <= threshold <= 100.0:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors["acceptability_threshold"] = ["acceptability_threshold must be in [0, 100]"]
+    if errors or instrument is None:
+        return None
+    return _Checked(
+        instrument=instrument,
+        configurations=configurations,
+        windows=windows,
+        location=location if isinstance(location, dict) else {},
+        ra=ra,
+        dec=dec,
+        max_airmass=max_airmass,
+        min_lunar_distance=min_lunar,
+        duration_s=duration,
+        acceptability_threshold=threshold,
+    )
+
+
+def first_observable_slot(
+    *, site: Site, ra: float, dec: float, windows: list[tuple[datetime, datetime]], not_before: datetime,
+    duration_s: float, max_airmass: float, min_lunar_distance: float,
+) -> tuple[datetime, datetime] | None:
+    """The first [start, start + duration] inside a window, not before ``not_before``, when the target is observable."""
+    import astropy.units as u
+    from astropy.coordinates import EarthLocation, SkyCoord
+    from astropy.time import Time
+
+    from observatories.visibility import Constraints, observable_windows
+
+    location = EarthLocation.from_geodetic(site.longitude_deg * u.deg, site.latitude_deg * u.deg, site.elevation_m * u.m)
+    target = SkyCoord([ra] * u.deg, [dec] * u.deg)
+    constraints = Constraints(
+        max_airmass=max_airmass, min_moon_separation_deg=min_lunar_distance, sun_max_alt_deg=SUN_MAX_ALT_DEG
+    )
+    need = timedelta(seconds=duration_s)
+    for start, end in sorted(windows):
+        chunk_start = max(start, not_before)
+        while end - chunk_start >= need:
+            # Chunks overlap by the observation's length, so a slot across a chunk edge is not missed.
+            chunk_end = min(end, chunk_start + _SEARCH_CHUNK + need)
+            found = observable_windows(
+                targets=target, sites=location, start=Time(chunk_start), end=Time(chunk_end),
+                constraints=constraints, step=10 * u.min,
+            )
+            for begin, finish in found.for_pair(target=0, site=0):
+                slot_start = begin.to_datetime(timezone=UTC).replace(microsecond=0) + timedelta(seconds=1)
+                if finish.to_datetime(timezone=UTC) - slot_start >= need:
+                    return slot_start, slot_start + need
+            chunk_start += _SEARCH_CHUNK
+    return None
+
+
+def sim_request_group_validate(*, payload: Any, now: datetime | None = None) -> tuple[dict[str, Any], list[tuple[_Checked, tuple[datetime, datetime]]]]:
+    """Check a payload as the portal would; return (errors, [(checked request, scheduled slot)])."""
+    now = now or sim_now()
+    errors: dict[str, Any] = {}
+    if not isinstance(payload, dict):
+        return {"non_field_errors": ["the request group must be a JSON object"]}, []
+    name = payload.get("name", "")
+    if not isinstance(name, str) or len(name) > 50:
+        errors["name"] = ["name must be a string of at most 50 characters"]
+    try:
+        ipp = _number(payload.get("ipp_value", 1.0))
+        if not 0.5 <= ipp <= 2.0:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors["ipp_value"] = ["ipp_value must be in [0.5, 2.0]"]
+    if payload.get("operator", "SINGLE") != "SINGLE":
+        errors["operator"] = ["only the SINGLE operator is supported"]
+    if str(payload.get("observation_type", "NORMAL")) not in _VALID_OBSERVATION_TYPES:
+        errors["observation_type"] = [f"observation_type must be one of {', '.join(sorted(_VALID_OBSERVATION_TYPES))}"]
+    raw_requests = payload.get("requests")
+    if not isinstance(raw_requests, list) or len(raw_requests) != 1:
+        errors["requests"] = ["a SINGLE request group has exactly one request"]
+        return errors, []
+    request_errors: dict[str, Any] = {}
+    checked = _check_request(raw_requests[0], request_errors)
+    scheduled: list[tuple[_Checked, tuple[datetime, datetime]]] = []
+    if checked is not None:
+        if all(end <= now for _, end in checked.windows):
+            request_errors["windows"] = ["the windows are all in the past"]
+        else:
+            slot = first_observable_slot(
+                site=checked.instrument.facility.site, ra=checked.ra, dec=checked.dec, windows=checked.windows,
+                not_before=now, duration_s=checked.duration_s, max_airmass=checked.max_airmass,
+                min_lunar_distance=checked.min_lunar_distance,
+            )
+            if slot is None:
+                request_errors["non_field_errors"] = [NEVER_VISIBLE]
+            else:
+                scheduled.append((checked, slot))
+    if request_errors:
+        errors["requests"] = [request_errors]
+    return errors, scheduled
+
+
+def sim_request_group_submit(*, payload: Any, now: datetime | None = None) -> SimRequestGroup:
+    """Accept and schedule a request group; raise `SimValidationError` (nothing saved) if it is not acceptable."""
+    now = now or sim_now()
+    errors, scheduled = sim_request_group_validate(payload=payload, now=now)
+    if errors:
+        raise SimValidationError(errors)
+    with transaction.atomic():
+        group = SimRequestGroup.objects.create(
+            name=payload.get("name", ""),
+            proposal=str(payload.get("proposal", ""))[:100],
+            ipp_value=float(payload.get("ipp_value", 1.0)),
+            operator="SINGLE",
+            observation_type=payload.get("observation_type", "NORMAL"),
+            state="PENDING",
+            created=now,
+            modified=now,
+        )
+        for checked, (start, end) in scheduled:
+            request = SimRequest.objects.create(
+                group=group,
+                facility=checked.instrument.facility,
+                instrument=checked.instrument,
+                configurations=checked.configurations,
+                windows=[{"start": s.isoformat(), "end": e.isoformat()} for s, e in checked.windows],
+                location=checked.location,
+                acceptability_threshold=checked.acceptability_threshold,
+                duration_s=checked.duration_s,
+                modified=now,
+            )
+            SimObservation.objects.create(request=request, facility=checked.instrument.facility, start=start, end=end, modified=now)
+    return group
+
+
+def sim_request_group_cancel(*, group_id: int, now: datetime | None = None) -> SimRequestGroup:
+    """Cancel a PENDING group (its requests and scheduled observations); raise ValueError if it is terminal."""
+    now = now or sim_now()
+    with transaction.atomic():
+        group = SimRequestGroup.objects.select_for_update().get(pk=group_id)
+        if group.state != "PENDING":
+            raise ValueError(f"Cannot cancel a request group in state {group.state}")
+        group.state, group.modified = "CANCELED", now
+        group.save(update_fields=["state", "modified"])
+        SimRequest.objects.filter(group=group, state="PENDING").update(state="CANCELED", modified=now)
+        SimObservation.objects.filter(request__group=group, state="PENDING").update(state="CANCELED", modified=now)
+    return group
+
+
+# -- observing --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TickResult:
+    """What one tick did: simulated now, and how many observations completed or failed."""
+
+    now: datetime
+    completed: int
+    failed: int
+
+
+def target_base_mag(*, name: str, hint: Any) -> float:
+    """The target's magnitude: its ``v_magnitude`` hint if it has one, else 14-18.5 fixed by its name."""
+    try:
+        if hint is not None:
+            return float(hint)
+    except (TypeError, ValueError):
+        pass
+    return 14.0 + 4.5 * (zlib.crc32(name.encode()) % 1000) / 999.0
+
+
+def _photometry(*, observation: SimObservation, seed: int) -> list[dict[str, Any]]:
+    """One point per exposure, with a realistic error (see the module docstring)."""
+    import astropy.units as u
+    from astropy.coordinates import EarthLocation, SkyCoord
+    from astropy.time import Time
+
+    from observatories.visibility import compute_grid
+
+    request = observation.request
+    instrument = request.instrument
+    site = observation.facility.site
+    rng = np.random.default_rng([seed, observation.pk])
+    exposures: list[tuple[datetime, str, float, dict[str, Any]]] = []
+    moment = observation.start + timedelta(seconds=REQUEST_OVERHEAD_S)
+    for config in request.configurations:
+        moment += timedelta(seconds=CONFIGURATION_OVERHEAD_S)
+        for ic in config.get("instrument_configs", []):
+            band = (ic.get("optical_elements") or {}).get("filter") or "clear"
+            for _ in range(int(ic.get("exposure_count", 1))):
+                t = float(ic["exposure_time"])
+                exposures.append((moment + timedelta(seconds=t / 2), band, t, config.get("target", {})))
+                moment += timedelta(seconds=t + instrument.readout_s)
+    if not exposures:
+        return []
+    target = exposures[0][3]
+    location = EarthLocation.from_geodetic(site.longitude_deg * u.deg, site.latitude_deg * u.deg, site.elevation_m * u.m)
+    grid = compute_grid(
+        targets=SkyCoord([float(target["ra"])] * u.deg, [float(target["dec"])] * u.deg),
+        sites=location,
+        times=Time([e[0] for e in exposures]) if len(exposures) > 1 else Time([exposures[0][0]]),
+    )
+    airmass = np.minimum(grid.airmass[0, 0, :], 10.0)
+    base = target_base_mag(name=str(target.get("name", "")), hint=(target.get("extra_params") or {}).get("v_magnitude"))
+    points = []
+    for (when, band, seconds, _), x in zip(exposures, airmass, strict=True):
+        limit = instrument.limiting_mag_60s + 1.25 * math.log10(seconds / 60.0) - EXTINCTION_MAG_PER_AIRMASS * (x - 1.0)
+        snr = 5.0 * 10 ** (-0.4 * (base - limit))
+        err = math.hypot(1.0857 / snr, SYSTEMATIC_ERROR_MAG)
+        points.append(
+            {"time": when.isoformat(), "band": band, "mag": round(base + float(rng.normal(0.0, err)), 4), "mag_err": round(err, 4)}
+        )
+    return points
+
+
+def _decide(observation: SimObservation, *, now: datetime, seed: int) -> str:
+    """Observe or fail one due observation (row locked by the caller); return its new state."""
+    request = observation.request
+    facility = observation.facility
+    downtime = downtime_overlapping(facility=facility, start=observation.start, end=observation.end)
+    weather = site_weather_at(site=facility.site, at=observation.start)
+    if downtime is not None:
+        observation.state, observation.fail_reason = "FAILED", f"Downtime: {facility.code}: {downtime.reason}"
+    elif weather.state != "clear":
+        observation.state = "FAILED"
+        observation.fail_reason = f"Weather: not ok to open at {facility.site.code} ({weather.reason})"
+    else:
+        observation.state, observation.photometry = "COMPLETED", _photometry(observation=observation, seed=seed)
+    observation.modified = now
+    observation.save(update_fields=["state", "fail_reason", "photometry", "modified"])
+    request_state = "COMPLETED" if observation.state == "COMPLETED" else "FAILURE_LIMIT_REACHED"
+    SimRequest.objects.filter(pk=request.pk).update(state=request_state, modified=now)
+    SimRequestGroup.objects.filter(pk=request.group_id).update(state=request_state, modified=now)
+    return observation.state
+
+
+def sim_tick(*, now: datetime | None = None) -> TickResult:
+    """Advance simulated time to ``now`` (if given) and decide every observation that has ended by then.
+
+    Idempotent and safe to run concurrently (rows are locked, skip-locked):
+    each observation is decided once. Returns what it did.
+    """
+    if now is not None:
+        sim_clock_set(now=now)
+    now = now or sim_now()
+    seed = settings.SIMNET_SEED
+    completed = failed = 0
+    due = list(
+        SimObservation.objects.filter(state="PENDING", end__lte=now, request__state="PENDING")
+        .order_by("end")
+        .values_list("pk", flat=True)
+    )
+    for pk in due:
+        with transaction.atomic():
+            observation = (
+                SimObservation.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("request__instrument", "facility__site")
+                .filter(pk=pk, state="PENDING")
+                .first()
+            )
+            if observation is None:
+                continue
+            if _decide(observation, now=now, seed=seed) == "COMPLETED":
+                completed += 1
+            else:
+                failed += 1
+    return TickResult(now=now, completed=completed, failed=failed)
+
+
+@dataclass(frozen=True)
+class TelescopeStateNow:
+    """A simulated telescope's state now, as the portal's telescope_states reports it."""
+
+    event_type: str
+    reason: str
+    since: datetime
+
+
+def telescope_state_now(*, facility: Facility, now: datetime) -> TelescopeStateNow:
+    """OFFLINE during downtime, NOT_OK_TO_OPEN when its site is cloudy, else AVAILABLE."""
+    downtime = downtime_overlapping(facility=facility, start=now, end=now)
+    if downtime is not None:
+        return TelescopeStateNow(event_type="OFFLINE", reason=f"Downtime: {downtime.reason}", since=downtime.start)
+    weather = site_weather_at(site=facility.site, at=now)
+    if weather.state != "clear":
+        return TelescopeStateNow(event_type="NOT_OK_TO_OPEN", reason=f"Weather: {weather.reason}", since=weather.since or now)
+    return TelescopeStateNow(event_type="AVAILABLE", reason="Available for scheduling", since=weather.since or now)
