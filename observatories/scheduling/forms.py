@@ -34,10 +34,12 @@ class RequestForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["target"].queryset = get_objects_for_user(user, "tom_targets.view_target", klass=Target)
-        self.fields["team"].queryset = Group.objects.all() if user.is_superuser else user.groups.all()
+        # Querysets and choices depend on the user and the network, so they are set per form.
+        fields: dict = self.fields
+        fields["target"].queryset = get_objects_for_user(user, "tom_targets.view_target", klass=Target)
+        fields["team"].queryset = Group.objects.all() if user.is_superuser else user.groups.all()
         classes = sorted(set(Facility.objects.filter(enabled=True).values_list("telescope_class", flat=True)))
-        self.fields["telescope_class"].choices = [(c, c) for c in classes]
+        fields["telescope_class"].choices = [(c, c) for c in classes]
         now = timezone.now().replace(second=0, microsecond=0)
         self.fields["window_start"].initial = now
         self.fields["window_end"].initial = now + timedelta(days=2)

@@ -153,6 +153,9 @@ class RequestTransition(models.Model):
     class Meta:
         ordering = ["at", "pk"]
 
+    def __str__(self) -> str:
+        return f"request {self.request_id}: {self.from_state or 'new'} -> {self.to_state}"
+
 
 class Dispatch(models.Model):
     """One copy of a request's visit at one facility.
@@ -187,13 +190,13 @@ class Dispatch(models.Model):
         verbose_name_plural = "dispatches"
         indexes = [models.Index(fields=["state"]), models.Index(fields=["request", "visit"])]
 
+    def __str__(self) -> str:
+        return f"Dispatch {self.pk} of request {self.request_id} at {self.facility_id} ({self.state})"
+
     def save(self, *args, **kwargs) -> None:
         if not self.idempotency_key:
             self.idempotency_key = f"baton-{uuid.uuid4().hex}"
         super().save(*args, **kwargs)
-
-    def __str__(self) -> str:
-        return f"Dispatch {self.pk} of request {self.request_id} at {self.facility_id} ({self.state})"
 
     @property
     def is_live(self) -> bool:
@@ -211,3 +214,6 @@ class DispatchTransition(models.Model):
 
     class Meta:
         ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"dispatch {self.dispatch_id}: {self.from_state or 'new'} -> {self.to_state}"

@@ -409,14 +409,16 @@ def plan_network(
         capacity[key] = capacity.get(key, 0.0) - seconds
 
     # Every observable run long enough for the observation is a chance at each matching facility.
-    ri, si, first, last = _runs(grid.observable)
-    run_s = (last - first + 1) * grid.step_s
+    run_req, run_site, run_first, run_last = _runs(grid.observable)
+    run_s = (run_last - run_first + 1) * grid.step_s
     by_class_site: dict[tuple[str, int], list[FacilitySpec]] = defaultdict(list)
     for f in facilities:
         by_class_site[(f.telescope_class, site_index[f.site_code])].append(f)
     runs_per_request: dict[int, list[tuple[int, int, int, float]]] = defaultdict(list)
-    for k in range(ri.size):
-        runs_per_request[int(ri[k])].append((int(si[k]), int(first[k]), int(last[k]), float(run_s[k])))
+    for k in range(run_req.size):
+        runs_per_request[int(run_req[k])].append(
+            (int(run_site[k]), int(run_first[k]), int(run_last[k]), float(run_s[k]))
+        )
 
     load: dict[str, int] = defaultdict(int)
     for r in live_requests:
@@ -436,14 +438,14 @@ def plan_network(
         scored = []
         for i in remaining:
             r = live_requests[i]
-            key = r.target_key or f"{r.ra_deg:.5f},{r.dec_deg:.5f}"
-            depth = load[key] + planned_for_target[key]
+            target_key = r.target_key or f"{r.ra_deg:.5f},{r.dec_deg:.5f}"
+            depth = load[target_key] + planned_for_target[target_key]
             scored.append((-(r.priority * r.team_factor * urgency(r)) / math.sqrt(1.0 + depth), r.window_end, i))
         scored.sort()
         _, _, i = scored[0]
         remaining.remove(i)
         r = live_requests[i]
-        key = r.target_key or f"{r.ra_deg:.5f},{r.dec_deg:.5f}"
+        target_key = r.target_key or f"{r.ra_deg:.5f},{r.dec_deg:.5f}"
         plan = plans[r.id]
         chances: list[Chance] = []
         saw_visible = False
@@ -503,5 +505,5 @@ def plan_network(
             night = int(_night_key(offset, sites[site_index[c.site_code]].longitude_deg, epoch=now)[0])
             capacity[(c.facility_code, night)] -= c.duration_s
         if chosen:
-            planned_for_target[key] += 1
+            planned_for_target[target_key] += 1
     return plans

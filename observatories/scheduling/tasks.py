@@ -10,16 +10,13 @@ from .models import Dispatch, DispatchState
 from .services import dispatch as dispatch_services
 from .services import planning, reconcile
 
-# Transient facility trouble is retried with exponential backoff, capped; everything else fails loudly.
-_RETRY = {
-    "autoretry_for": (PortalUnavailable,),
-    "retry_backoff": 5,
-    "retry_backoff_max": 600,
-    "retry_jitter": True,
-    "max_retries": 10,
-    "acks_late": True,
-    "ignore_result": True,
-}
+
+def _retrying(name: str):
+    """A task that retries transient facility trouble with capped exponential backoff; anything else fails loudly."""
+    return shared_task(
+        name=name, autoretry_for=(PortalUnavailable,), retry_backoff=5, retry_backoff_max=600, retry_jitter=True,
+        max_retries=10, acks_late=True, ignore_result=True,
+    )
 
 
 @shared_task(name="scheduling.network_plan", ignore_result=True, acks_late=True)
@@ -28,17 +25,17 @@ def network_plan_task(request_ids: list[int] | None = None) -> int:
     return len(planning.network_plan(request_ids=request_ids))
 
 
-@shared_task(name="scheduling.dispatch_submit", **_RETRY)
+@_retrying("scheduling.dispatch_submit")
 def dispatch_submit_task(dispatch_id: int) -> None:
     dispatch_services.dispatch_submit(dispatch_id=dispatch_id)
 
 
-@shared_task(name="scheduling.dispatch_poll", **_RETRY)
+@_retrying("scheduling.dispatch_poll")
 def dispatch_poll_task(dispatch_id: int) -> None:
     dispatch_services.dispatch_poll(dispatch_id=dispatch_id)
 
 
-@shared_task(name="scheduling.dispatch_cancel_remote", **_RETRY)
+@_retrying("scheduling.dispatch_cancel_remote")
 def dispatch_cancel_remote_task(dispatch_id: int) -> None:
     dispatch_services.dispatch_cancel_remote(dispatch_id=dispatch_id)
 

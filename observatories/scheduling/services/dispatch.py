@@ -71,6 +71,7 @@ def dispatch_submit(*, dispatch_id: int, now: datetime | None = None) -> Dispatc
     Raises PortalUnavailable for a transient failure (the task retries); a
     permanent refusal (PortalError) fails the dispatch and re-plans its request.
     """
+    now = now or timezone.now()
     with transaction.atomic():
         dispatch = Dispatch.objects.select_for_update().select_related("request__target", "facility__site").get(pk=dispatch_id)
         if dispatch.state != DispatchState.QUEUED:

@@ -67,7 +67,7 @@ def _clean_exposures(exposures: Any) -> list[dict[str, Any]]:
             raise RequestInvalid(f"exposures[{i}]: must be an object")
         name = str(item.get("filter", "")).strip()
         try:
-            seconds = float(item.get("exposure_s"))
+            seconds = float(item.get("exposure_s"))  # type: ignore[arg-type]  # None -> TypeError, reported below
             count = int(item.get("count", 1))
         except (TypeError, ValueError):
             raise RequestInvalid(f"exposures[{i}]: exposure_s and count must be numbers") from None
@@ -171,16 +171,16 @@ def _site_specs(*, now: datetime) -> tuple[list[SiteSpec], dict[int, str]]:
     for facility_id, status in latest.items():
         if now - status.fetched_at > STATUS_STALE_AFTER:
             continue
-        site = facility_site.get(facility_id)
-        if site is None:
+        site_code = facility_site.get(facility_id)
+        if site_code is None:
             continue
         if status.state == FacilityStatus.State.WEATHER:
-            weather[site] = ("cloudy", status.observed_at)
-        elif status.state == FacilityStatus.State.AVAILABLE and site not in weather:
-            weather[site] = ("clear", status.observed_at)
+            weather[site_code] = ("cloudy", status.observed_at)
+        elif status.state == FacilityStatus.State.AVAILABLE and site_code not in weather:
+            weather[site_code] = ("clear", status.observed_at)
     specs = []
     for site in Site.objects.all():
-        state, at = weather.get(site.code, (None, None))
+        state, at = weather.get(site.code) or (None, None)
         specs.append(
             SiteSpec(
                 code=site.code, latitude_deg=site.latitude_deg, longitude_deg=site.longitude_deg,
