@@ -135,6 +135,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "scheduling-poll": {"task": "scheduling.dispatches_poll", "schedule": 60.0},
     "scheduling-reconcile": {"task": "scheduling.reconcile", "schedule": 120.0},
     # --- candidates (broker polls) ---
+    "candidates-polls": {"task": "candidates.broker_polls_due", "schedule": 60.0},  # runs due saved broker queries
+    "candidates-reconcile": {"task": "candidates.batches_reconcile", "schedule": 120.0},  # batches a lost message left
     # --- policies (claim expiry, ledger) ---
 }
 
@@ -322,3 +324,20 @@ OBSERVATORIES_STATUS_KEEP_DAYS = env.int("OBSERVATORIES_STATUS_KEEP_DAYS", defau
 # The simulated network (/sim/): its API token (empty: derived from SECRET_KEY) and weather seed.
 SIMNET_TOKEN = env.str("SIMNET_TOKEN", default="")
 SIMNET_SEED = env.int("SIMNET_SEED", default=2016)
+
+# --- candidates ---
+# Cone-match radius for joining an alert to a known target, arcsec (check candidates.E002: at most 10).
+BATON_CANDIDATES_MATCH_RADIUS_ARCSEC = env.float("BATON_CANDIDATES_MATCH_RADIUS_ARCSEC", default=1.5)
+# Dotted path of factory(*, firing) -> ObservingRequest (default: the scheduler's); empty: firings are recorded only.
+BATON_TRIGGER_REQUEST_FACTORY = env.str(
+    "BATON_TRIGGER_REQUEST_FACTORY", default="observatories.scheduling.services.triggers.request_from_firing"
+)
+# Dotted path of hook(*, match_ids) told about new matches (notifications); empty: none.
+BATON_CANDIDATES_MATCH_HOOK = env.str("BATON_CANDIDATES_MATCH_HOOK", default="")
+# TOM broker classes polled by saved queries (ALeRCE as TOM ships it; add tom-* plugins here).
+TOM_ALERT_CLASSES = [
+    "tom_alerts.brokers.alerce.ALeRCEBroker",
+    "tom_alerts.brokers.lasair.LasairBroker",
+    "tom_alerts.brokers.fink.FinkBroker",
+    "tom_alerts.brokers.antares.ANTARESBroker",
+]
