@@ -24,3 +24,5 @@ def test_login_and_open_a_target_page(live_server, page, django_user_model):
     page.wait_for_url(f"{live_server.url}/targets/{target.pk}/")
     assert page.locator("h3, h2, h1").filter(has_text="AT 2026xyz").count() >= 1
     assert page.locator("body").inner_text().count("210.91") >= 1
+    # Styled from Baton's own static files, with no CDN: Bootstrap's navbar is a flex box.
+    assert page.evaluate("getComputedStyle(document.querySelector('nav.navbar')).display") == "flex"

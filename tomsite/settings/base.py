@@ -170,6 +170,12 @@ FORMAT_MODULE_PATH = ["tom_base.formats"]
 
 # --- Static and media
 STATIC_URL = "/static/"
+# Bootstrap served from Baton's own static files (tomsite/static/vendor, MIT licence): observatory
+# networks and this project's machines may have no route to a CDN, and pages must still look right.
+BOOTSTRAP5 = {
+    "css_url": {"url": f"{STATIC_URL}vendor/bootstrap-5.3.8/bootstrap.min.css"},
+    "javascript_url": {"url": f"{STATIC_URL}vendor/bootstrap-5.3.8/bootstrap.bundle.min.js"},
+}
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / ".baton" / "static")
 STATICFILES_DIRS: list[Path] = []
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / ".baton" / "media")
