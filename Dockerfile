@@ -9,6 +9,7 @@ COPY tomsite ./tomsite
 COPY observatories ./observatories
 COPY policies ./policies
 COPY candidates ./candidates
+COPY notifications ./notifications
 COPY templates ./templates
 COPY manage.py ./
 RUN pip install . && useradd --create-home baton

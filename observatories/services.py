@@ -47,9 +47,31 @@ def facility_status_record(
                 latest.fetched_at = now
                 latest.save(update_fields=["fetched_at"])
             return latest
-        return FacilityStatus.objects.create(
+        row = FacilityStatus.objects.create(
             facility=facility, state=state, reason=reason, observed_at=observed_at or now, fetched_at=now
         )
+        if latest is not None and latest.state != state:
+            old_state = latest.state
+            transaction.on_commit(
+                lambda: _status_changed(facility=facility, old_state=old_state, new_state=state, reason=reason)
+            )
+    return row
+
+
+def _status_changed(*, facility: Facility, old_state: str, new_state: str, reason: str) -> None:
+    """A facility changed state: re-plan the network, and tell the hook (notifications) if one is set.
+
+    The planner reads live status, so a site going down or clouding over moves
+    copies elsewhere within one planning run instead of waiting for beat's next.
+    """
+    from django.utils.module_loading import import_string
+
+    from observatories.scheduling.tasks import network_plan_task
+
+    network_plan_task.delay()
+    path = getattr(settings, "OBSERVATORIES_STATUS_CHANGE_HOOK", "")
+    if path:
+        import_string(path)(facility=facility, old_state=old_state, new_state=new_state, reason=reason)
 
 
 def facility_status_refresh(*, facility: Facility, now: datetime | None = None) -> FacilityStatus:

@@ -78,9 +78,9 @@ def target_visibility_tab_context(context: dict[str, Any]) -> dict[str, Any]:
 @login_required
 def target_visibility_page(request: HttpRequest, pk: int) -> HttpResponse:
     """The target's visibility over the network tonight, for a target the user may see (404 otherwise)."""
-    from guardian.shortcuts import get_objects_for_user
+    from policies.access import targets_visible_to  # the one door for access decisions
 
-    target = get_objects_for_user(request.user, "tom_targets.view_target", klass=Target.objects.filter(pk=pk)).first()
+    target = targets_visible_to(user=request.user, queryset=Target.objects.filter(pk=pk)).first()
     if target is None:
         raise Http404("no such target")
     return render(

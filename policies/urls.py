@@ -1,5 +1,62 @@
-"""URLs of `policies` (pages and API), included at the site root by tomsite/urls.py."""
+"""URLs of `policies` (pages and API), included at the site root by tomsite/urls.py.
 
-from django.urls import URLPattern, URLResolver
+It also answers on TOM's ``/api/reduceddatums/`` paths (before TOM's own
+URLs, which come later in tomsite/urls.py), so TOM's data API reads through
+the door; see :mod:`policies.tom_overrides`.
+"""
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from django.urls import URLPattern, URLResolver, path, re_path, register_converter
+
+from . import apis, views
+from .fields import BoundedIdConverter, SmallIdConverter
+from .tom_overrides import PolicyReducedDatumViewSet
+
+# Ids of up to 18 digits: a longer one is a 404 from the resolver, not an out-of-range database query.
+register_converter(BoundedIdConverter, "policies_id")
+register_converter(SmallIdConverter, "policies_small_id")
+
+app_name = "policies"
+
+_reduced_list = PolicyReducedDatumViewSet.as_view({"get": "list", "post": "create"})
+_reduced_detail = PolicyReducedDatumViewSet.as_view({"delete": "destroy"})
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    # Pages.
+    path("teams/", views.TeamListView.as_view(), name="team-list"),
+    path("teams/<slug:slug>/", views.TeamDetailView.as_view(), name="team-detail"),
+    path("teams/<slug:slug>/policy/", views.PolicyView.as_view(), name="policy"),
+    path("teams/<slug:slug>/policy/edit/", views.PolicyEditView.as_view(), name="policy-edit"),
+    path("teams/<slug:slug>/policy/history/", views.PolicyHistoryView.as_view(), name="policy-history"),
+    path("teams/<slug:slug>/policy/v<policies_small_id:number>/", views.PolicyVersionView.as_view(), name="policy-version"),
+    path("teams/<slug:slug>/ledger/", views.LedgerView.as_view(), name="ledger"),
+    path("teams/<slug:slug>/audit/", views.AuditView.as_view(), name="audit"),
+    path("claims/", views.ClaimListView.as_view(), name="claim-list"),
+    path("claims/new/", views.ClaimCreateView.as_view(), name="claim-create"),
+    path("claims/<policies_id:pk>/", views.ClaimDetailView.as_view(), name="claim-detail"),
+    path("inbox/", views.InboxView.as_view(), name="inbox"),
+    # API.
+    path("api/teams/", apis.TeamListCreateApi.as_view(), name="api-team-list"),
+    path("api/teams/<slug:slug>/", apis.TeamDetailApi.as_view(), name="api-team-detail"),
+    path("api/teams/<slug:slug>/members/", apis.TeamMembersApi.as_view(), name="api-team-members"),
+    path("api/teams/<slug:slug>/members/<policies_small_id:user_id>/", apis.TeamMemberApi.as_view(), name="api-team-member"),
+    path("api/teams/<slug:slug>/policy/", apis.PolicyApi.as_view(), name="api-policy"),
+    path("api/teams/<slug:slug>/policy/versions/", apis.PolicyVersionListApi.as_view(), name="api-policy-versions"),
+    path("api/teams/<slug:slug>/policy/versions/<policies_small_id:number>/", apis.PolicyVersionDetailApi.as_view(), name="api-policy-version"),
+    path("api/teams/<slug:slug>/usage/", apis.UsageApi.as_view(), name="api-usage"),
+    path("api/teams/<slug:slug>/ledger/", apis.LedgerApi.as_view(), name="api-ledger"),
+    path("api/teams/<slug:slug>/audit/", apis.AuditApi.as_view(), name="api-audit"),
+    path("api/claims/", apis.ClaimListCreateApi.as_view(), name="api-claim-list"),
+    path("api/claims/<policies_id:pk>/", apis.ClaimDetailApi.as_view(), name="api-claim-detail"),
+    path("api/claims/<policies_id:pk>/release/", apis.ClaimReleaseApi.as_view(), name="api-claim-release"),
+    path("api/claims/<policies_id:pk>/consent/", apis.ClaimConsentApi.as_view(), name="api-claim-consent"),
+    path("api/claims/<policies_id:pk>/accept-overlap/", apis.ClaimAcceptOverlapApi.as_view(), name="api-claim-accept-overlap"),
+    path("api/claims/<policies_id:pk>/contributors/", apis.ClaimContributorsApi.as_view(), name="api-claim-contributors"),
+    path("api/publications/", apis.PublicationListCreateApi.as_view(), name="api-publications"),
+    path("api/inbox/", apis.InboxApi.as_view(), name="api-inbox"),
+    path("api/data/photometry/", apis.PhotometryExportApi.as_view(), name="api-photometry"),
+    # TOM's ReducedDatum API, behind the door (with DRF's format-suffix variants TOM's router also serves).
+    re_path(r"^api/reduceddatums/?$", _reduced_list, name="tom-reduceddatums"),
+    re_path(r"^api/reduceddatums\.(?P<format>[a-z0-9]+)/?$", _reduced_list, name="tom-reduceddatums-format"),
+    re_path(r"^api/reduceddatums/(?P<pk>[^/.]+)/?$", _reduced_detail, name="tom-reduceddatum"),
+    re_path(r"^api/reduceddatums/(?P<pk>[^/.]+)\.(?P<format>[a-z0-9]+)/?$", _reduced_detail, name="tom-reduceddatum-format"),
+]

@@ -51,6 +51,8 @@ class WorkerProcess:
             "CACHE_KEY_PREFIX": settings.CACHE_KEY_PREFIX,
             "SECRET_KEY": settings.SECRET_KEY,
             "PYTHONPATH": str(ROOT),
+            # Transactional tests flush the database under this long-lived worker (tomsite/celery.py).
+            "BATON_WORKER_FRESH_CACHES": "1",
         }
 
     def start(self) -> None:

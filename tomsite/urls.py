@@ -16,6 +16,7 @@ urlpatterns = [
     path("", include("observatories.scheduling.urls", namespace="scheduling")),
     path("", include("candidates.urls")),
     path("", include("policies.urls")),
+    path("", include("notifications.urls")),
     path("alerts/", include("tom_alerts.urls", namespace="alerts")),  # TOM's broker queries
     path("", include("tom_common.urls")),
 ]

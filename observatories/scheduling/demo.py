@@ -21,10 +21,16 @@ def load(*, stdout: TextIO) -> None:
     if ObservingRequest.objects.filter(source="demo").exists():
         stdout.write("  demo requests already there\n")
         return
+    from policies.services import team_create
+
     user = get_user_model().objects.filter(username="demo").first()
-    team, _ = Group.objects.get_or_create(name="Demo follow-up team")
-    if user is not None:
-        user.groups.add(team)
+    if user is None:
+        stdout.write("  no demo user; no demo requests\n")
+        return
+    # A Baton team of the demo user's (the policies demo made them); its policy allows it telescope time.
+    team = Group.objects.filter(user=user, baton_team__isnull=False).order_by("name").first() or team_create(
+        name="Demo follow-up team", admins=[user]
+    ).group
     now = timezone.now()
     anti_sun = (get_sun(Time(now)).ra.deg + 180.0) % 360.0
     made = 0

@@ -63,7 +63,10 @@ def wait_done(url: str, token: str, deadline: float = 60.0) -> dict[str, Any]:
 def test_rubin_and_ztf_packets_through_the_endpoint_become_targets(
     live_server: Any, celery_worker_process: Any, pusher: Any, django_user_model: Any
 ) -> None:
-    team = Group.objects.create(name="transients")
+    # A Baton team (its policy allows telescope time), so fired rules become observing requests.
+    from policies.services import team_create
+
+    team = team_create(name="transients", admins=[django_user_model.objects.create_user(username="pi", password="x" * 20)]).group
     filter_create(name="everything", team=team, predicates=[])
     from candidates.models import TriggerRule
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from schemathesis import checks
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
+from schemathesis import checks
 
 from tomsite.wsgi import application
 

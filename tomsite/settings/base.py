@@ -50,9 +50,11 @@ INSTALLED_APPS = [
     # Baton's own apps (see the README's architecture section).
     "observatories",
     "observatories.simnet",
-    "observatories.scheduling",
     "candidates",
     "policies",
+    "notifications",
+    # Last, so its demo requests go to the teams the policies demo made.
+    "observatories.scheduling",
 ]
 
 SITE_ID = 1
@@ -138,6 +140,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "candidates-polls": {"task": "candidates.broker_polls_due", "schedule": 60.0},  # runs due saved broker queries
     "candidates-reconcile": {"task": "candidates.batches_reconcile", "schedule": 120.0},  # batches a lost message left
     # --- policies (claim expiry, ledger) ---
+    "policies-claims-expire": {"task": "policies.claims_expire_due", "schedule": 300.0},
+    "policies-data-release": {"task": "policies.data_release_due", "schedule": 300.0},  # proprietary periods ending
+    "policies-grants-reconcile": {"task": "policies.grants_reconcile", "schedule": 3600.0},
+    # --- notifications ---
+    # Releases held notifications, sends due digests, re-drives due retries and lost tasks.
+    "notifications-outbox-due": {"task": "notifications.outbox_due", "schedule": 60.0},
 }
 
 # TOM Toolkit's own background work (django-tasks) goes through Celery as well.
@@ -287,7 +295,9 @@ DATA_PROCESSORS = {
 EXTRA_FIELDS: list[dict] = []
 GENERAL_SEARCH_FUNCTIONS: dict[str, str] = {}
 SELECTION_EXTRA_FIELDS: list[str] = []
-TARGET_PERMISSIONS_ONLY = True
+# Per-datum permissions (django-guardian): team policies grant each datum to whom they share it with
+# (policies/grants.py). With True, TOM would show every datum of a visible target (check policies.E002).
+TARGET_PERMISSIONS_ONLY = False
 TARGET_DEFAULT_PERMISSION = "PRIVATE"
 TARGET_LIST_COLUMNS = ["name", "type", "observations", "saved_data"]
 HOOKS = {
@@ -312,11 +322,16 @@ BATON_STATE_DIR = Path(os.environ.get("BATON_STATE_DIR", BASE_DIR / ".baton"))
 # Dotted paths the scheduler calls for policies and notifications (empty: neutral; see
 # observatories/scheduling/hooks.py).
 BATON_SCHEDULING_HOOKS = {
-    "team_factor": env.str("BATON_HOOK_TEAM_FACTOR", default=""),
-    "allocation_check": env.str("BATON_HOOK_ALLOCATION_CHECK", default=""),
-    "usage_record": env.str("BATON_HOOK_USAGE_RECORD", default=""),
-    "notify": env.str("BATON_HOOK_NOTIFY", default=""),
+    "team_factor": env.str("BATON_HOOK_TEAM_FACTOR", default="policies.services.team_priority_factor"),
+    "allocation_check": env.str("BATON_HOOK_ALLOCATION_CHECK", default="policies.services.allocation_check"),
+    "usage_record": env.str("BATON_HOOK_USAGE_RECORD", default="policies.services.usage_record"),
+    "notify": env.str("BATON_HOOK_NOTIFY", default="notifications.adapters.scheduling_notify"),
 }
+# Called with (facility, old_state, new_state, reason) when a facility changes state (after the
+# planner has been asked to re-plan); empty: none.
+OBSERVATORIES_STATUS_CHANGE_HOOK = env.str(
+    "OBSERVATORIES_STATUS_CHANGE_HOOK", default="notifications.adapters.facility_notify"
+)
 
 # --- observatories ---
 # Facility adapters: every HTTP call to a portal has this timeout (s); transient failures are
@@ -331,6 +346,42 @@ OBSERVATORIES_STATUS_KEEP_DAYS = env.int("OBSERVATORIES_STATUS_KEEP_DAYS", defau
 SIMNET_TOKEN = env.str("SIMNET_TOKEN", default="")
 SIMNET_SEED = env.int("SIMNET_SEED", default=2016)
 
+# --- policies ---
+BATON_POLICIES = {
+    # Channels a notification rule may name: name -> NotificationChannel subclass (check policies.E001).
+    # The notifications app replaces the log placeholders with real email and Slack delivery.
+    "NOTIFICATION_CHANNELS": {
+        "inbox": "policies.hooks.InboxChannel",
+        "email": "policies.hooks.LogChannel",
+        "slack": "policies.hooks.LogChannel",
+    },
+    # Who delivers policy notifications: a dotted path notify(event, teams, payload, *, now) (check policies.E003),
+    # e.g. notifications.adapters.policies_notify; empty: the built-in inbox (policies.hooks.inbox_notify).
+    "NOTIFY": env.str("BATON_POLICIES_NOTIFY", default=""),
+    # Data recorded this long after its release date counts as withheld (a breach).
+    "WITHHOLD_GRACE_HOURS": env.float("BATON_WITHHOLD_GRACE_HOURS", default=48.0),
+    # Contribution ledger: credits per datum given / hour used / breach, the window that counts,
+    # and the fair-share factor 1 + SPAN * tanh(balance / SCALE), within [1 - SPAN, 1 + SPAN].
+    "LEDGER_WEIGHTS": {"photometry": 0.1, "spectra": 0.5, "hour": 1.0, "breach": 10.0},
+    "LEDGER_WINDOW_DAYS": env.int("BATON_LEDGER_WINDOW_DAYS", default=365),
+    "PRIORITY_SPAN": 0.5,
+    "PRIORITY_SCALE": 50.0,
+    # The TargetExtra key holding a target's object class (claims on a class of objects).
+    "TARGET_CLASS_EXTRA": "classification",
+}
+# Stable OpenAPI names for the policies' choice sets (fields named "state", "kind", "role" recur in other apps).
+_enum_overrides = SPECTACULAR_SETTINGS.get("ENUM_NAME_OVERRIDES")
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    **(_enum_overrides if isinstance(_enum_overrides, dict) else {}),
+    "ClaimStateEnum": "policies.models.ClaimState",
+    "TeamRoleEnum": "policies.models.Role",
+    "UsageKindEnum": "policies.models.UsageKind",
+    "LedgerKindEnum": "policies.models.LedgerKind",
+    "NotificationStatusEnum": "policies.models.NotificationStatus",
+    "ConsentDecisionEnum": "policies.models.ConsentDecision",
+    "AudienceEnum": "policies.models.Audience",
+}
+
 # --- candidates ---
 # Cone-match radius for joining an alert to a known target, arcsec (check candidates.E002: at most 10).
 BATON_CANDIDATES_MATCH_RADIUS_ARCSEC = env.float("BATON_CANDIDATES_MATCH_RADIUS_ARCSEC", default=1.5)
@@ -339,7 +390,9 @@ BATON_TRIGGER_REQUEST_FACTORY = env.str(
     "BATON_TRIGGER_REQUEST_FACTORY", default="observatories.scheduling.services.triggers.request_from_firing"
 )
 # Dotted path of hook(*, match_ids) told about new matches (notifications); empty: none.
-BATON_CANDIDATES_MATCH_HOOK = env.str("BATON_CANDIDATES_MATCH_HOOK", default="")
+BATON_CANDIDATES_MATCH_HOOK = env.str(
+    "BATON_CANDIDATES_MATCH_HOOK", default="notifications.adapters.candidates_matches_notify"
+)
 # TOM broker classes polled by saved queries (ALeRCE as TOM ships it; add tom-* plugins here).
 TOM_ALERT_CLASSES = [
     "tom_alerts.brokers.alerce.ALeRCEBroker",
@@ -347,3 +400,46 @@ TOM_ALERT_CLASSES = [
     "tom_alerts.brokers.fink.FinkBroker",
     "tom_alerts.brokers.antares.ANTARESBroker",
 ]
+
+# --- notifications ---
+# Delivery channels: name -> NotificationChannel subclass (check notifications.E001). Policy rules and
+# preferences name channels by these keys.
+BATON_NOTIFICATION_CHANNELS = {
+    "email": "notifications.channels.EmailChannel",
+    "slack": "notifications.channels.SlackChannel",
+    "inbox": "notifications.channels.InboxChannel",
+}
+BATON_NOTIFICATIONS = {
+    # The default rule (a group that is not a policies team, or a person's own matches): these channels.
+    "DEFAULT_CHANNELS": env.list("BATON_NOTIFY_DEFAULT_CHANNELS", default=["email", "inbox"]),
+    # Urgent unless the producer says otherwise: these pass quiet hours, digests and the rate limit.
+    "URGENT_EVENTS": env.list("BATON_NOTIFY_URGENT_EVENTS", default=["request.failed", "request.expired"]),
+    # Rate limit per address and channel: past MESSAGES in WINDOW_S, the burst folds into one digest
+    # sent BURST_DIGEST_DELAY_S after it began.
+    "RATE_LIMIT_MESSAGES": env.int("BATON_NOTIFY_RATE_LIMIT_MESSAGES", default=10),
+    "RATE_LIMIT_WINDOW_S": env.int("BATON_NOTIFY_RATE_LIMIT_WINDOW_S", default=3600),
+    "BURST_DIGEST_DELAY_S": env.int("BATON_NOTIFY_BURST_DIGEST_DELAY_S", default=300),
+    # Daily digests arrive at this local hour (a person may choose another).
+    "DAILY_DIGEST_HOUR": env.int("BATON_NOTIFY_DAILY_DIGEST_HOUR", default=8),
+    # Quiet hours of people who set none (HH:MM, both or neither; empty: none), and their time zone.
+    "QUIET_HOURS_START": env.str("BATON_NOTIFY_QUIET_START", default=""),
+    "QUIET_HOURS_END": env.str("BATON_NOTIFY_QUIET_END", default=""),
+    "DEFAULT_TIMEZONE": env.str("BATON_NOTIFY_DEFAULT_TIMEZONE", default="UTC"),
+    # Retries of transient failures: backoff from RETRY_BACKOFF_S doubling to RETRY_BACKOFF_MAX_S, at most
+    # MAX_ATTEMPTS sends (20: about 14 hours of outage) before a row is marked failed.
+    "MAX_ATTEMPTS": env.int("BATON_NOTIFY_MAX_ATTEMPTS", default=20),
+    "RETRY_BACKOFF_S": env.int("BATON_NOTIFY_RETRY_BACKOFF_S", default=30),
+    "RETRY_BACKOFF_MAX_S": env.int("BATON_NOTIFY_RETRY_BACKOFF_MAX_S", default=3600),
+    # Retries up to this far off wait in Celery (below the broker's visibility timeout); later ones in the pump.
+    "CELERY_RETRY_MAX_S": 300,
+    # A send claimed this long ago is presumed lost with its worker (must exceed CELERY_TASK_TIME_LIMIT).
+    "SENDING_STALE_S": 900,
+    # A pending row whose task has not run for this long is enqueued again.
+    "PENDING_STALE_S": 120,
+    # Timeout of every Slack HTTP call (email uses EMAIL_TIMEOUT), seconds.
+    "HTTP_TIMEOUT_S": env.int("BATON_NOTIFY_HTTP_TIMEOUT_S", default=10),
+    # Where the bot token posts when neither the person nor the team names a destination (empty: nowhere).
+    "SLACK_DEFAULT_CHANNEL": env.str("SLACK_DEFAULT_CHANNEL", default=""),
+    # Notifications listed in one digest message (the rest: "and N more in your inbox").
+    "DIGEST_MAX_ITEMS": 50,
+}

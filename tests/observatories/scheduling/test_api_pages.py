@@ -13,6 +13,7 @@ from tom_targets.models import Target
 from observatories.models import Facility
 from observatories.network import network_load
 from observatories.scheduling.models import Dispatch, DispatchState, ObservingRequest, RequestState
+from policies.services import team_create
 
 pytestmark = pytest.mark.django_db
 
@@ -20,8 +21,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def setup(user):
     network_load()
-    team = Group.objects.create(name="SN team")
-    user.groups.add(team)
+    team = team_create(name="SN team", admins=[user]).group
     target = Target.objects.create(name="SN 2026zz", type=Target.SIDEREAL, ra=150.0, dec=-30.0)
     assign_perm("tom_targets.view_target", user, target)
     return team, target

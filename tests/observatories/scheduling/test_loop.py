@@ -17,7 +17,6 @@ import redis
 from astropy.coordinates import get_sun
 from astropy.time import Time
 from django.conf import settings
-from django.contrib.auth.models import Group
 from django.utils import timezone
 from tom_targets.models import Target
 
@@ -27,7 +26,8 @@ from observatories.scheduling.models import Dispatch, DispatchState, ObservingRe
 from observatories.scheduling.services import network_plan, request_submit, scheduling_reconcile
 from observatories.scheduling.tasks import dispatches_poll_task
 from observatories.simnet.models import SimObservation, SimRequestGroup
-from observatories.simnet.services import sim_tick, sim_weather_set
+from observatories.simnet.services import sim_now, sim_tick, sim_weather_set
+from policies.services import team_create
 from tests.conftest import WorkerProcess
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -43,7 +43,7 @@ def wait_until(predicate, timeout: float = 60.0, what: str = "condition"):
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
 
 
 @pytest.fixture
@@ -57,9 +57,7 @@ def network(live_server):
 
 @pytest.fixture
 def team(user):
-    group = Group.objects.create(name="Microlensing Alliance")
-    user.groups.add(group)
-    return group
+    return team_create(name="Microlensing Alliance", admins=[user]).group
 
 
 @pytest.fixture
@@ -129,13 +127,20 @@ def test_cloudy_site_fails_another_completes_twins_cancelled(celery_worker_proce
     slots = slots_of(copies)
     first, second, *rest = sorted(copies, key=lambda d: slots[d.pk].start)
     assert second.facility.site != first.facility.site
-    sim_weather_set(site=first.facility.site, state="cloudy", hours=6)
+    # Cloud over the first site for its copy's slot (which may already have begun at submission).
+    cloud_from = min(sim_now(), slots[first.pk].start) - timedelta(minutes=1)
+    cloudy_hours = (slots[first.pk].end - cloud_from).total_seconds() / 3600 + 0.5
+    sim_weather_set(site=first.facility.site, state="cloudy", hours=cloudy_hours, now=cloud_from)
     sim_weather_set(site=second.facility.site, state="clear", hours=48)
 
     # The first site's night passes under cloud.
     sim_tick(now=slots[first.pk].end + timedelta(minutes=1))
     dispatches_poll_task.delay()
-    wait_until(lambda: Dispatch.objects.get(pk=first.pk).state == DispatchState.FAILED_WEATHER, what="weather failure")
+    wait_until(
+        lambda: Dispatch.objects.get(pk=first.pk).state == DispatchState.FAILED_WEATHER,
+        what=lambda: f"weather failure; copy {Dispatch.objects.filter(pk=first.pk).values_list('state', 'reason').first()}, "
+        f"facility {SimObservation.objects.filter(pk=slots[first.pk].pk).values_list('state', 'fail_reason', 'start', 'end').first()}",
+    )
     # The failure made Baton re-plan; whatever it added is a new copy, never a second submission.
     first.refresh_from_db()
     assert "Weather" in first.reason

@@ -5,19 +5,19 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group
 from tom_targets.models import Target
 
 from candidates.hooks import trigger_fired
 from candidates.models import FiringStatus, RuleKind, TeamRequestDefaults, TriggerFiring, TriggerRule
 from observatories.scheduling.models import ObservingRequest, RequestState
+from policies.services import team_create
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def team():
-    group = Group.objects.create(name="Bulge team")
+def team(user):
+    group = team_create(name="Bulge team", admins=[user]).group
     TeamRequestDefaults.objects.create(
         team=group, defaults={"telescope_class": "1m0", "window_hours": 24, "success_probability": 0.9,
                               "exposures": [{"filter": "ip", "exposure_s": 60, "count": 3}]},
