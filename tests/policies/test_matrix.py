@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -92,10 +93,20 @@ def scenario(world, settings, tmp_path):
     return {"targets": {t.name: t for t in (ta, tb, ts)}, "data": data}
 
 
+def _number_in(value: float, text: str) -> bool:
+    """Whether ``value`` stands in ``text`` as a whole number, not as the start of a longer one.
+
+    Pages also carry thousands of computed floats (the network visibility plot's altitudes
+    and airmasses at the real time of the test run); a plain substring test would now and
+    then find "17.1234" inside "17.123456789".
+    """
+    return re.search(rf"(?<![\d.]){re.escape(str(value))}(?!\d)", text) is not None
+
+
 def shown_in(text: str) -> set[str]:
     """Which data of the scenario a text (a page, a CSV, a JSON body) shows."""
-    shown = {key for key, mag in MAGS.items() if str(mag) in text}
-    shown |= {key for key, flux in FLUX.items() if str(flux) in text}
+    shown = {key for key, mag in MAGS.items() if _number_in(mag, text)}
+    shown |= {key for key, flux in FLUX.items() if _number_in(flux, text)}
     if "dpA_secret" in text:
         shown.add("dpA")
     return shown
