@@ -201,6 +201,10 @@ class SlackChannel(NotificationChannel):
         raise AddressUnavailable("Slack is not set up for you or your team")
 
     def send(self, *, notification: Notification, message: Message) -> str:
+        from tomsite import sandbox
+
+        if sandbox.fault("slack_down"):  # a drill's scripted fault: Slack answers nothing for a while
+            raise TransientDeliveryError("drill: the Slack endpoint is down (injected fault)")
         kind, _, where = notification.address.partition(":")
         text = message.subject.removeprefix("[Baton] ") + f" <{message.link}|Open in Baton>"
         if kind == "webhook":

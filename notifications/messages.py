@@ -12,6 +12,9 @@ from typing import Any
 
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
+from django.utils.html import escape
+
+from tomsite import sandbox
 
 from . import conf
 from .events import catalogue, title_for
@@ -124,6 +127,30 @@ def _digest(notification: Notification) -> Message:
                    html=render_to_string("notifications/email/digest.html", context), blocks=blocks, link=link)
 
 
+def _drill_marked(notification: Notification, message: Message) -> Message:
+    """A drill's message says so first, and its link acknowledges it on the drill's page."""
+    box = sandbox.current()
+    if box is None:
+        return message
+    label = sandbox.label()
+    link = _url("drills:ack", pk=box.drill_id, notification_id=notification.pk) or message.link
+    blocks = [dict(block) for block in message.blocks]
+    if blocks and blocks[0].get("type") == "header":
+        blocks[0] = {"type": "header", "text": {"type": "plain_text", "text": (label + blocks[0]["text"]["text"])[:150]}}
+    for block in blocks:
+        if block.get("type") == "actions":
+            block["elements"] = [{"type": "button", "text": {"type": "plain_text", "text": "Acknowledge (drill)"},
+                                  "url": link, "action_id": "drill_ack"}]
+    note = f"{label}This is a rehearsal, not a real event. Acknowledge: {link}\n\n"
+    return Message(
+        subject=(label + message.subject)[:250], text=note + message.text.replace(message.link, link),
+        html=f"<p><strong>{escape(label)}</strong>This is a rehearsal, not a real event. "
+             f'<a href="{escape(link)}">Acknowledge</a></p>' + message.html.replace(escape(message.link), escape(link)),
+        blocks=blocks, link=link,
+    )
+
+
 def message_for(notification: Notification) -> Message:
-    """The message a row becomes when it is sent."""
-    return _digest(notification) if notification.is_digest else _single(notification)
+    """The message a row becomes when it is sent (marked as a drill while one runs)."""
+    message = _digest(notification) if notification.is_digest else _single(notification)
+    return _drill_marked(notification, message)

@@ -411,9 +411,16 @@ class PortalClient:
         self.sleep(min(self.backoff_s * (2 ** (attempt - 1)), 30.0))
 
     def _headers(self) -> dict[str, str]:
+        from tomsite import sandbox
+
         headers = {"Accept": "application/json"}
         if self.token:
             headers["Authorization"] = f"Token {self.token}"
+        box = sandbox.current()
+        if box is not None:  # the simulator answers a drill from the drill's own schema, at the drill's time
+            headers["X-Baton-Drill"] = box.schema
+            if box.now is not None:
+                headers["X-Baton-Drill-Now"] = box.now.isoformat()
         return headers
 
     def _json_once(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -551,6 +558,11 @@ def portal_client_for(facility: Facility, **options: Any) -> PortalClient:
     ``ImproperlyConfigured`` for an adapter that cannot be imported or does not
     speak the API (drive such a facility through its TOM class).
     """
+    from tomsite import sandbox
+
+    if sandbox.active() and not facility.simulated:
+        # A drill rehearses on the simulated network only; this is the last door before the wire.
+        raise PortalError(f"facility {facility.code} is not simulated: a drill never reaches a real facility")
     cls = adapter_class(facility)
     if not speaks_portal_api(cls):
         raise ImproperlyConfigured(

@@ -8,10 +8,18 @@ refuse or do nothing. Notifications still go out, marked as a drill (:func:`labe
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from django.db import connection
+from django.db.backends.signals import connection_created
+
+SCHEMA_RE = re.compile(r"^drill_[0-9]{1,12}$")
 
 
 @dataclass
@@ -51,10 +59,48 @@ def label() -> str:
     return f"[DRILL {box.name}] " if box is not None else ""
 
 
-def enter(box: Sandbox) -> Any:
-    """Start running ``box`` in this context; returns the token for :func:`leave`."""
-    return _current.set(box)
+def _search_path(schema: str | None) -> None:
+    with connection.cursor() as cursor:
+        if schema is None:
+            cursor.execute("SET search_path TO DEFAULT")
+        else:
+            if not SCHEMA_RE.match(schema):
+                raise ValueError(f"not a drill schema: {schema!r}")
+            # The drill's schema only: a table it lacks is an error, never a silent read of real data.
+            cursor.execute(f'SET search_path TO "{schema}"')
 
 
-def leave(token: Any) -> None:
-    _current.reset(token)
+@contextmanager
+def running(box: Sandbox) -> Iterator[Sandbox]:
+    """Run the block inside ``box``: the database connection reads and writes the drill's schema.
+
+    Call it outside any transaction (``SET search_path`` is session-wide and a rollback would undo it).
+    """
+    token = _current.set(box)
+    try:
+        _search_path(box.schema)
+        yield box
+    finally:
+        try:
+            _search_path(None)
+        finally:
+            _current.reset(token)
+
+
+def schema_exists(schema: str) -> bool:
+    if not SCHEMA_RE.match(schema):
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
+        return cursor.fetchone() is not None
+
+
+def _on_connection(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """A connection opened while a drill runs (e.g. after a dropped one) uses the drill's schema too."""
+    box = _current.get()
+    if box is not None and SCHEMA_RE.match(box.schema):
+        with connection.cursor() as cursor:
+            cursor.execute(f'SET search_path TO "{box.schema}"')
+
+
+connection_created.connect(_on_connection, dispatch_uid="baton-sandbox-search-path")

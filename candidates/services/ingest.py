@@ -533,7 +533,10 @@ def _region_index() -> _RegionIndex:
             "WHERE active"
         )
         stamp = tuple(cursor.fetchone())
-    key = connection.settings_dict["NAME"]
+    from tomsite import sandbox
+
+    box = sandbox.current()  # a drill's schema has regions of its own
+    key = f'{connection.settings_dict["NAME"]}:{box.schema if box else ""}'
     with _region_lock:
         cached = _region_cache.get(key)
         if cached is not None and cached.stamp == stamp:

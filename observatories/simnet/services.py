@@ -76,7 +76,12 @@ class SimValidationError(Exception):
 
 
 def sim_now() -> datetime:
-    """Simulated now (UTC): the wall clock plus the stored offset."""
+    """Simulated now (UTC): the wall clock plus the stored offset; a drill's own time while it calls."""
+    from tomsite import sandbox
+
+    box = sandbox.current()
+    if box is not None and box.now is not None:
+        return box.now
     offset = SimClock.objects.filter(pk=1).values_list("offset_s", flat=True).first() or 0.0
     return timezone.now() + timedelta(seconds=offset)
 

@@ -40,6 +40,7 @@ from observatories.models import Facility, Site
 from observatories.simnet import services
 from observatories.simnet.auth import simnet_token_ok
 from observatories.simnet.models import SimFault, SimObservation, SimRequest, SimRequestGroup
+from tomsite import sandbox
 
 Handler = Callable[..., tuple[int, Any]]
 
@@ -63,6 +64,23 @@ def _take_fault(request: HttpRequest) -> SimFault | None:
     return None
 
 
+def _in_drill(request: HttpRequest, schema: str, answer: Callable[[], HttpResponse]) -> HttpResponse:
+    """Answer a drill's call from the drill's own schema at the drill's simulated time (see ``drills``)."""
+    if not sandbox.schema_exists(schema):
+        return JsonResponse({"detail": f"no such drill: {schema!r}"}, status=400)
+    now = None
+    if request.headers.get("X-Baton-Drill-Now"):
+        try:
+            now = datetime.fromisoformat(request.headers["X-Baton-Drill-Now"])
+        except ValueError:
+            return JsonResponse({"detail": "X-Baton-Drill-Now: not an ISO-8601 time"}, status=400)
+        if now.tzinfo is None:
+            return JsonResponse({"detail": "X-Baton-Drill-Now: give a time zone"}, status=400)
+    box = sandbox.Sandbox(drill_id=int(schema.split("_", 1)[1]), schema=schema, name=schema, now=now)
+    with sandbox.running(box):
+        return answer()
+
+
 def sim_api(*methods: str, faults: bool = True) -> Callable[[Handler], Callable[..., HttpResponse]]:
     """Wrap a handler ``(request, body, **kwargs) -> (status, data)``: methods, token, JSON body, faults."""
 
@@ -74,6 +92,9 @@ def sim_api(*methods: str, faults: bool = True) -> Callable[[Handler], Callable[
                 return JsonResponse({"detail": f'Method "{request.method}" not allowed.'}, status=405)
             if not simnet_token_ok(request.headers.get("Authorization", "")):
                 return JsonResponse({"detail": "Invalid token."}, status=401)
+            drill = request.headers.get("X-Baton-Drill", "")
+            if drill and sandbox.current() is None:
+                return _in_drill(request, drill, lambda: view(request, **kwargs))
             body: Any = {}
             if request.method == "POST" and request.body:
                 try:

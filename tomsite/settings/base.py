@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "notifications",
     # Last, so its demo requests go to the teams the policies demo made.
     "observatories.scheduling",
+    # Rehearsals of a campaign in a schema of their own, driving all of the above.
+    "drills",
 ]
 
 SITE_ID = 1
@@ -146,6 +148,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # --- notifications ---
     # Releases held notifications, sends due digests, re-drives due retries and lost tasks.
     "notifications-outbox-due": {"task": "notifications.outbox_due", "schedule": 60.0},
+    # --- drills ---
+    "drills-start-due": {"task": "drills.start_due", "schedule": 60.0},  # scheduled rehearsals
 }
 
 # TOM Toolkit's own background work (django-tasks) goes through Celery as well.
