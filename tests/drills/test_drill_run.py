@@ -138,3 +138,33 @@ def test_the_same_seed_gives_the_same_drill(network: Any, drill_team: Any, user:
     a, b = report_core(first.report), report_core(second.report)
     assert a["alerts"]["stored"] > 0 and a["dispatches"]
     assert a == b
+
+
+@pytest.mark.browser
+def test_a_drill_from_the_browser(network: Any, drill_team: Any, user: Any, live_server: Any, page: Any,
+                                  notifications_worker: Any) -> None:
+    import json
+
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=login]", "alice")
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("form button[type=submit]")
+    page.goto(f"{live_server.url}/drills/")
+    page.select_option("select[name=team]", "drill-team")
+    page.fill("input[name=name]", "Browser rehearsal")
+    page.fill("textarea[name=scenario]", json.dumps({**SCENARIO, "duration_hours": 4, "faults": []}))
+    page.click("#drill-form button[type=submit]")
+    page.wait_for_url("**/drills/*/")
+    pk = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    drill = wait_for_drill(pk)
+    assert drill.state == DrillState.COMPLETED, drill.error
+    page.goto(f"{live_server.url}/drills/{pk}/")
+    page.wait_for_selector(".js-plotly-plot .bars path")
+    assert page.locator("#drill-figures").inner_text().count("Alert →") == 3
+    assert page.locator(".progress-bar").inner_text() == f"{drill.steps}/{drill.steps}"
+    rows = page.locator("#drill-notifications tr:has(td form)")
+    assert rows.count() >= 1
+    rows.first.locator("button").click()
+    page.wait_for_url(f"**/drills/{pk}/")
+    assert DrillAck.objects.filter(drill_id=pk, user=user).count() == 1
+    assert "alice after" in page.locator("#drill-notifications").inner_text()
