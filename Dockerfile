@@ -10,6 +10,7 @@ COPY observatories ./observatories
 COPY policies ./policies
 COPY candidates ./candidates
 COPY notifications ./notifications
+COPY drills ./drills
 COPY templates ./templates
 COPY manage.py ./
 RUN pip install . && useradd --create-home baton

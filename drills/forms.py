@@ -23,10 +23,12 @@ class DrillForm(forms.Form):
 
     def __init__(self, *args: Any, teams: list[tuple[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["team"].choices = teams
+        team = self.fields["team"]
+        assert isinstance(team, forms.ChoiceField)  # noqa: S101 - declared above
+        team.choices = teams
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("preset"):
             data["scenario_document"] = preset(data["preset"])
         else:

@@ -90,7 +90,7 @@ def schema_create(*, schema: str, team_id: int) -> dict[str, int]:
             ids_sql, params = queryset.values("pk").query.sql_with_params()
             cursor.execute(
                 f"INSERT INTO {_quoted(schema)}.{_quoted(table)} SELECT * FROM {_quoted(table)} "  # noqa: S608 - model tables
-                f"WHERE {_quoted(model._meta.pk.column)} IN ({ids_sql})",
+                f"WHERE {_quoted(str(model._meta.pk.column))} IN ({ids_sql})",
                 params,
             )
             copied[table] = copied.get(table, 0) + cursor.rowcount

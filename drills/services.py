@@ -421,7 +421,7 @@ def _report_inside(drill: Drill, acks: list[DrillAck]) -> dict[str, Any]:
         })
 
     dispatches = list(Dispatch.objects.select_related("facility__site").order_by("pk"))
-    acks_by = {}
+    acks_by: dict[int, list[DrillAck]] = {}
     for ack in acks:
         acks_by.setdefault(ack.notification_id, []).append(ack)
     notifications = []

@@ -77,7 +77,7 @@ class DrillListView(LoginRequiredMixin, View):
     def _render(self, request: HttpRequest, form: DrillForm) -> HttpResponse:
         drills = services.drills_visible_to(user=request.user)[:100]
         return render(request, "drills/drill_list.html", {"drills": drills, "form": form,
-                                                          "can_start": bool(form.fields["team"].choices)})
+                                                          "can_start": bool(_admin_teams(request.user))})
 
     def get(self, request: HttpRequest) -> HttpResponse:
         return self._render(request, DrillForm(teams=_admin_teams(request.user)))
@@ -159,7 +159,7 @@ class DrillAckView(LoginRequiredMixin, View):
         notification = services.drill_notification(drill=drill, notification_id=notification_id)
         if notification is None:
             raise Http404("no such drill notification")
-        acked = drill.acks.filter(notification_id=notification_id, user=request.user).first()
+        acked = drill.acks.filter(notification_id=notification_id, user_id=int(request.user.pk or 0)).first()
         return render(request, "drills/drill_ack.html", {"drill": drill, "notification": notification, "acked": acked})
 
     def post(self, request: HttpRequest, pk: int, notification_id: int) -> HttpResponse:
