@@ -10,6 +10,7 @@ COPY observatories ./observatories
 COPY policies ./policies
 COPY candidates ./candidates
 COPY notifications ./notifications
+COPY sharing ./sharing
 COPY drills ./drills
 COPY templates ./templates
 COPY manage.py ./

@@ -12,6 +12,8 @@ The rules, in order (each is one line below and has its own test):
 * the team's named partners (per data kind) see it at once;
 * everybody in the kind's ``release_to`` audience (``network``: members of any
   team; ``public``: every user) sees it ``proprietary_days`` after it was taken;
+* data leaves Baton (to a destination of the ``sharing`` app) only once released
+  to an audience, and only to the destinations the policy names for its kind;
 * data no team owns follows TOM: public survey data (ownership with no team)
   goes with its target; data with no ownership row at all is shown only where
   TOM itself granted it (an upload shared with a group).
@@ -243,6 +245,40 @@ def datum_visible_to(*, user: AnyUser, datum: models.Model, now: datetime | None
     if not decision and audit:
         _record_refusal(user=user, obj=datum, decision=decision, now=now)
     return decision.allowed
+
+
+# --- data leaving Baton (the sharing app's destinations) ----------------------------------------
+
+
+def share_out_access(*, ownership: DataOwnership | None, destination: str, now: datetime | None = None) -> Decision:
+    """Whether a datum may be pushed to the owning team's destination named ``destination``, and why.
+
+    Only released data leaves Baton: the owning team's policy in force must release the datum's
+    kind to an audience (network or public), name the destination for that kind, and the
+    proprietary period must be over. The time is the later of ``now`` and the release the
+    policies recorded (``released_at``, set by the projection under the policy in force and
+    cleared when a policy lengthens the period): a worker cannot see a test's moved clock, and
+    a release the policies made is never second-guessed by a slower clock.
+    """
+    if ownership is None:
+        return Decision(False, "no team owns it (it was deleted, or it is not a team's datum)")
+    if ownership.team_id is None:
+        return Decision(False, "public survey data is not the team's to push")
+    owner = policies_in_force().get(ownership.team_id)
+    if owner is None:
+        return Decision(False, "owned by a group that is not a team")
+    rule = owner.document.rule(ownership.kind)
+    if destination not in rule.destinations:
+        return _by_policy(owner, False, f"the policy does not name {destination!r} for {ownership.kind}")
+    if rule.release_to == Audience.NONE:
+        return _by_policy(owner, False, f"{ownership.kind} of {owner.slug} is not released")
+    if ownership.released_at is None:
+        return _by_policy(owner, False, f"{ownership.kind} of {owner.slug} is not released yet")
+    at = max(_now(now), ownership.released_at)
+    if ownership.acquired_at + rule.proprietary > at:
+        return _by_policy(owner, False, f"{ownership.kind} of {owner.slug} is proprietary until "
+                                        f"{ownership.acquired_at + rule.proprietary:%Y-%m-%d %H:%M} UTC")
+    return _by_policy(owner, True, f"{ownership.kind} of {owner.slug} is released to the {rule.release_to}")
 
 
 # --- observing requests (the scheduler's models) ---------------------------------------------

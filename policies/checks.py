@@ -5,6 +5,7 @@
 * ``policies.E002``: ``TARGET_PERMISSIONS_ONLY`` is on: TOM would then show every datum of a visible
   target, whatever the owning team's policy says.
 * ``policies.E003``: ``BATON_POLICIES['NOTIFY']`` names a delivery hook that does not import.
+* ``policies.E004``: ``BATON_POLICIES['RELEASE_HOOK']`` names a release hook that does not import.
 """
 
 from __future__ import annotations
@@ -55,4 +56,18 @@ def check_notify_hook(app_configs: Any = None, **kwargs: Any) -> list[Error]:
         return [Error(f"BATON_POLICIES['NOTIFY']: cannot import {path!r} ({exc})",
                       hint="Name a function notify(event, teams, payload, *, now), or leave it empty for the built-in inbox.",
                       id="policies.E003")]
+    return []
+
+
+@register()
+def check_release_hook(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    path = getattr(settings, "BATON_POLICIES", {}).get("RELEASE_HOOK", "")
+    if not path:
+        return []
+    try:
+        import_string(path)
+    except ImportError as exc:
+        return [Error(f"BATON_POLICIES['RELEASE_HOOK']: cannot import {path!r} ({exc})",
+                      hint="Name a function hook(*, team, now, ownership), e.g. sharing.services.outbox_enqueue_released, "
+                           "or leave it empty.", id="policies.E004")]
     return []

@@ -5,7 +5,8 @@ A document has four parts::
     {
       "schema": 1,
       "sharing": {            # per data kind: photometry, spectra, requests
-        "photometry": {"partners": ["team-b"], "proprietary_days": 30, "release_to": "network"},
+        "photometry": {"partners": ["team-b"], "proprietary_days": 30, "release_to": "network",
+                       "destinations": ["partner-tom", "hermes"]},
         ...
       },
       "publication": {"guidelines": "...", "claims_need_agreement": true},
@@ -23,6 +24,12 @@ Sharing reads: the team's own members always see its data; named ``partners``
 team member; ``public``: every user; ``none``: nobody) sees it
 ``proprietary_days`` after it was taken. Real-time sharing with the network is
 ``proprietary_days = 0, release_to = "network"``.
+
+``destinations`` (photometry and spectra) names the team's sharing destinations
+(another Baton or TOM, Hermes: rows of the ``sharing`` app, whose credentials
+stay on the server, never in this document) that get the data pushed to them
+as soon as it is released; they never shorten the proprietary period, and a
+rule that releases nothing (``release_to = "none"``) may name none.
 
 :class:`PolicyDocumentSerializer` validates a document (the API and the edit
 form both use it); :meth:`PolicyDocument.from_json` turns a validated document
@@ -95,6 +102,7 @@ class SharingRule:
     partners: tuple[str, ...] = ()
     proprietary_days: float = 0.0
     release_to: str = Audience.NONE.value
+    destinations: tuple[str, ...] = ()
 
     @property
     def proprietary(self) -> timedelta:
@@ -107,7 +115,11 @@ class SharingRule:
         return acquired_at + self.proprietary
 
     def to_json(self) -> dict[str, Any]:
-        return {"partners": list(self.partners), "proprietary_days": self.proprietary_days, "release_to": self.release_to}
+        data: dict[str, Any] = {"partners": list(self.partners), "proprietary_days": self.proprietary_days,
+                                "release_to": self.release_to}
+        if self.destinations:  # absent rather than empty: documents written before destinations read the same
+            data["destinations"] = list(self.destinations)
+        return data
 
 
 @dataclass(frozen=True)
@@ -263,6 +275,7 @@ class PolicyDocument:
                 partners=tuple(rule.get("partners", ())),
                 proprietary_days=float(rule.get("proprietary_days", 0.0)),
                 release_to=rule.get("release_to", Audience.NONE.value),
+                destinations=tuple(rule.get("destinations", ())),
             )
             for kind, rule in (data.get("sharing") or {}).items()
         }
@@ -321,6 +334,22 @@ class SharingRuleSerializer(serializers.Serializer):
     proprietary_days = StrictFloatField(min_value=0, max_value=36500, default=0.0,
                                               help_text="days after acquisition before release_to sees the data")
     release_to = serializers.ChoiceField(choices=Audience.choices, default=Audience.NONE.value)
+    destinations = serializers.ListField(
+        child=StrictSlugField(max_length=80), max_length=20, required=False,
+        help_text="names of the team's sharing destinations that get this data pushed once it is released "
+                  "(photometry and spectra only)",
+    )
+
+    def validate_destinations(self, value: list[str]) -> list[str]:
+        if len(value) != len(set(value)):
+            raise serializers.ValidationError("each destination may be named once")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("destinations") and attrs.get("release_to", Audience.NONE.value) == Audience.NONE:
+            raise serializers.ValidationError(
+                {"destinations": "only released data leaves Baton: set release_to to network or public first"})
+        return attrs
 
 
 class SharingSerializer(serializers.Serializer):
@@ -434,6 +463,8 @@ class PolicyDocumentSerializer(serializers.Serializer):
                 errors["sharing"] = f"unknown partner team(s): {', '.join(unknown)}"
             elif team is not None and team.slug in partners:
                 errors["sharing"] = "a team cannot be its own partner"
+        if destinations := _destination_errors(attrs.get("sharing") or {}, team):
+            errors["sharing"] = "; ".join(filter(None, [errors.get("sharing"), destinations]))
         users = {u for rule in attrs.get("notifications", []) for u in rule.get("users", [])}
         if users and team is not None:
             members = set(get_user_model().objects.filter(pk__in=users, groups=team.group).values_list("pk", flat=True))
@@ -446,6 +477,29 @@ class PolicyDocumentSerializer(serializers.Serializer):
     def to_document(self) -> PolicyDocument:
         """The validated data as a :class:`PolicyDocument` (call after ``is_valid``)."""
         return PolicyDocument.from_json(_jsonable(self.validated_data))
+
+
+def _destination_errors(sharing: Mapping[str, Any], team: Any) -> str:
+    """Why the destinations the sharing rules name are wrong ("" if they are fine).
+
+    Requests are not pushed anywhere; a named destination must be one of the team's own
+    (the ``sharing`` app's rows, looked up through the app registry so that policies do not
+    depend on it; without that app, no destination can be named).
+    """
+    from django.apps import apps
+
+    if (sharing.get(DataKind.REQUESTS.value) or {}).get("destinations"):
+        return "requests are not pushed to destinations; name them for photometry or spectra"
+    named = {name for rule in sharing.values() for name in (rule or {}).get("destinations", [])}
+    if not named or team is None:
+        return ""
+    if not apps.is_installed("sharing"):
+        return "no sharing destinations can be named: the sharing app is not installed"
+    known = set(apps.get_model("sharing", "Destination").objects.filter(team_id=team.group_id, name__in=named)
+                .values_list("name", flat=True))
+    if unknown := sorted(named - known):
+        return f"unknown destination(s) {', '.join(unknown)}; add them on the team's sharing page first"
+    return ""
 
 
 def _has_nul(value: Any) -> bool:

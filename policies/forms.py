@@ -27,12 +27,24 @@ class SharingForm(forms.Form):
                                          help_text="teams that see this at once")
     proprietary_days = forms.FloatField(min_value=0, max_value=36500, initial=0)
     release_to = forms.ChoiceField(choices=Audience.choices, initial=Audience.NONE)
+    destinations = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
+                                             help_text="pushed there once released (the team's sharing destinations)")
 
     def __init__(self, *args: Any, team: Team, **kwargs: Any) -> None:
+        from django.apps import apps
+
+        kind = kwargs.get("prefix", "").removeprefix("sharing-")
         super().__init__(*args, **kwargs)
         partners = self.fields["partners"]
         assert isinstance(partners, forms.MultipleChoiceField)  # noqa: S101 - declared above
         partners.choices = [(t.slug, t.name) for t in Team.objects.exclude(pk=team.pk).select_related("group")]
+        destinations = self.fields["destinations"]
+        assert isinstance(destinations, forms.MultipleChoiceField)  # noqa: S101 - declared above
+        if kind == DataKind.REQUESTS or not apps.is_installed("sharing"):
+            del self.fields["destinations"]  # requests are never pushed anywhere
+        else:
+            destinations.choices = [(name, name) for name in apps.get_model("sharing", "Destination").objects
+                                    .filter(team_id=team.group_id).order_by("name").values_list("name", flat=True)]
 
 
 class PublicationForm(forms.Form):

@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("candidates.urls")),
     path("", include("policies.urls")),
     path("", include("notifications.urls")),
+    path("", include("sharing.urls")),
     path("", include("drills.urls", namespace="drills")),
     path("alerts/", include("tom_alerts.urls", namespace="alerts")),  # TOM's broker queries
     path("", include("tom_common.urls")),

@@ -56,6 +56,15 @@ def usage_record(*, team: Any, facility_code: str, telescope_class: str, hours: 
         logger.info("usage: team=%s facility=%s hours=%.3f kind=%s", team, facility_code, hours, kind)
 
 
+def data_record(*, data: list[Any], team: Any, kind: str) -> None:
+    """Record that ``team`` owns the stored ``data`` (policies share and release it; neutral: log only)."""
+    hook = _hook("data_record")
+    if hook:
+        hook(data=data, team=team, kind=kind)
+    else:
+        logger.info("data: %d %s of team %s stored", len(data), kind, team)
+
+
 def notify(*, event: str, request: Any, **payload: Any) -> None:
     """Announce a lifecycle event (request.dispatched, .completed, .failed, .replanned, .expired)."""
     hook = _hook("notify")

@@ -18,6 +18,7 @@ from django.db import models, transaction
 from django.db.models import CharField, Q
 from django.db.models.functions import Cast
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from guardian.models import GroupObjectPermission
 from tom_dataproducts.models import REDUCED_DATUM_MODELS, DataProduct
 from tom_targets.models import Target
@@ -40,9 +41,26 @@ OWNABLE_MODELS = (*REDUCED_DATUM_MODELS, DataProduct)
 DATA_KINDS = (DataKind.PHOTOMETRY.value, DataKind.SPECTRA.value)
 
 
+def _release_hook() -> Any | None:
+    """The dotted path ``BATON_POLICIES['RELEASE_HOOK']`` (check policies.E004), or None."""
+    path = policies_setting("RELEASE_HOOK", "")
+    return import_string(path) if path else None
+
+
 def policy_apply(*, team: Group, now: datetime, ownership: models.QuerySet | None = None) -> SyncResult:
-    """Project the team's policy onto TOM's permissions (all its data, or ``ownership``) and credit releases."""
+    """Project the team's policy onto TOM's permissions (all its data, or ``ownership``) and credit releases.
+
+    When data was released, or the whole team was re-projected (a policy change, the
+    reconciler), the release hook (``BATON_POLICIES['RELEASE_HOOK']``, the sharing app's
+    outbox) is told, in the same transaction: ``hook(team=, now=, ownership=)`` with
+    ``ownership`` the rows looked at (None: all the team's).
+    """
+    if ownership is not None:
+        # Pin the rows: the sync changes fields (released_at) a lazy filter may select on.
+        ownership = DataOwnership.objects.filter(pk__in=list(ownership.values_list("pk", flat=True)))
     result = team_grants_sync(team=team, now=now, ownership=ownership)
+    if (result.released or ownership is None) and (hook := _release_hook()) is not None:
+        hook(team=team, now=now, ownership=ownership)
     if result.released:
         policy = policies_in_force()[team.pk]
         for kind, count in result.released.items():

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "candidates",
     "policies",
     "notifications",
+    "sharing",
     # Last, so its demo requests go to the teams the policies demo made.
     "observatories.scheduling",
     # Rehearsals of a campaign in a schema of their own, driving all of the above.
@@ -148,6 +149,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # --- notifications ---
     # Releases held notifications, sends due digests, re-drives due retries and lost tasks.
     "notifications-outbox-due": {"task": "notifications.outbox_due", "schedule": 60.0},
+    # --- sharing (released data pushed to partner TOMs and Hermes) ---
+    # Re-drives due retries, sends a lost task left pending, takes back sends a dead worker left.
+    "sharing-outbox-due": {"task": "sharing.outbox_due", "schedule": 60.0},
     # --- drills ---
     "drills-start-due": {"task": "drills.start_due", "schedule": 60.0},  # scheduled rehearsals
 }
@@ -329,6 +333,7 @@ BATON_SCHEDULING_HOOKS = {
     "team_factor": env.str("BATON_HOOK_TEAM_FACTOR", default="policies.services.team_priority_factor"),
     "allocation_check": env.str("BATON_HOOK_ALLOCATION_CHECK", default="policies.services.allocation_check"),
     "usage_record": env.str("BATON_HOOK_USAGE_RECORD", default="policies.services.usage_record"),
+    "data_record": env.str("BATON_HOOK_DATA_RECORD", default="policies.services.data_record_ownership"),
     "notify": env.str("BATON_HOOK_NOTIFY", default="notifications.adapters.scheduling_notify"),
 }
 # Called with (facility, old_state, new_state, reason) when a facility changes state (after the
@@ -362,6 +367,9 @@ BATON_POLICIES = {
     # Who delivers policy notifications: a dotted path notify(event, teams, payload, *, now) (check policies.E003),
     # e.g. notifications.adapters.policies_notify; empty: the built-in inbox (policies.hooks.inbox_notify).
     "NOTIFY": env.str("BATON_POLICIES_NOTIFY", default=""),
+    # Told when data is released (hook(*, team, now, ownership), check policies.E004): the sharing app's
+    # outbox pushes it to the destinations the policy names; empty: nothing leaves Baton.
+    "RELEASE_HOOK": env.str("BATON_POLICIES_RELEASE_HOOK", default="sharing.services.outbox_enqueue_released"),
     # Data recorded this long after its release date counts as withheld (a breach).
     "WITHHOLD_GRACE_HOURS": env.float("BATON_WITHHOLD_GRACE_HOURS", default=48.0),
     # Contribution ledger: credits per datum given / hour used / breach, the window that counts,
@@ -384,6 +392,22 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "NotificationStatusEnum": "policies.models.NotificationStatus",
     "ConsentDecisionEnum": "policies.models.ConsentDecision",
     "AudienceEnum": "policies.models.Audience",
+}
+
+# --- sharing ---
+# Pushing released data to partner TOMs / Batons and Hermes (sharing/conf.py has the defaults): attempts
+# before an item is marked failed, the exponential backoff (s) and its cap, every HTTP call's timeout (s).
+BATON_SHARING = {
+    "MAX_ATTEMPTS": env.int("BATON_SHARING_MAX_ATTEMPTS", default=20),
+    "RETRY_BACKOFF_S": env.float("BATON_SHARING_RETRY_BACKOFF_S", default=30.0),
+    "RETRY_BACKOFF_MAX_S": env.float("BATON_SHARING_RETRY_BACKOFF_MAX_S", default=3600.0),
+    "HTTP_TIMEOUT_S": env.float("BATON_SHARING_HTTP_TIMEOUT_S", default=10.0),
+}
+_enum_overrides = SPECTACULAR_SETTINGS.get("ENUM_NAME_OVERRIDES")
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    **(_enum_overrides if isinstance(_enum_overrides, dict) else {}),
+    "DestinationKindEnum": "sharing.models.DestinationKind",
+    "OutboxStatusEnum": "sharing.models.OutboxStatus",
 }
 
 # --- candidates ---

@@ -191,16 +191,26 @@ def dispatch_apply_remote(*, dispatch_id: int, remote: RemoteRequest, now: datet
 
 
 def _store_data(dispatch: Dispatch, remote: RemoteRequest) -> None:
-    """The facility's photometry becomes points on the target's light curve (TOM ReducedDatum)."""
+    """The facility's photometry becomes points on the target's light curve (TOM ReducedDatum), owned by the team.
+
+    The points and their ownership are written together: the team's policy then decides who
+    sees them and when they are released (and pushed to its sharing destinations).
+    """
     from tom_dataproducts.models import ReducedDatum
 
-    for point in remote.data:
-        ReducedDatum.objects.get_or_create(
-            target=dispatch.request.target, data_type="photometry", timestamp=point.time,
-            source_name=f"Baton/{dispatch.facility.code}",
-            defaults={"source_location": dispatch.remote_id,
-                      "value": {"magnitude": point.mag, "error": point.mag_err, "filter": point.band}},
-        )
+    with transaction.atomic():
+        created = []
+        for point in remote.data:
+            datum, new = ReducedDatum.objects.get_or_create(
+                target=dispatch.request.target, data_type="photometry", timestamp=point.time,
+                source_name=f"Baton/{dispatch.facility.code}",
+                defaults={"source_location": dispatch.remote_id,
+                          "value": {"magnitude": point.mag, "error": point.mag_err, "filter": point.band}},
+            )
+            if new:
+                created.append(datum)
+        if created:
+            hooks.data_record(data=created, team=dispatch.request.team, kind="photometry")
 
 
 def _book_usage(dispatch: Dispatch, *, kind: str) -> None:

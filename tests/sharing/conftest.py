@@ -1,0 +1,245 @@
+"""Fixtures of the sharing tests: a local HTTP server posing as a partner TOM (TOM Toolkit's REST API)
+and as Hermes (its submit_message API), two teams with admins, members and an outsider, and data."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from tom_dataproducts.models import PhotometryReducedDatum
+from tom_targets.models import Target
+
+from policies.services import policy_update, team_create, team_member_set
+
+TOM_TOKEN = "partner-tom-token"
+HERMES_TOKEN = "hermes-api-key"
+PASSWORD = "a long test password 42"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "the condition") -> Any:
+    """Poll ``condition`` until it is truthy (work done by the worker process); fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@dataclass
+class PartnerSink:
+    """A partner TOM under ``/tom/`` and Hermes under ``/hermes/`` on 127.0.0.1:<port>.
+
+    The TOM keeps targets and reduced data as TOM's API does (``api/targets/?name_fuzzy=``,
+    ``POST api/targets/``, ``GET/POST api/reduceddatums/``); Hermes keeps the messages posted to
+    ``api/v0/submit_message/``. ``lose_answers`` > 0: that many data POSTs are stored but
+    answered 502, as when the answer is lost on the way back.
+    """
+
+    port: int = field(default_factory=free_port)
+    targets: list[dict[str, Any]] = field(default_factory=list)
+    data: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    lose_answers: int = 0
+    server: ThreadingHTTPServer | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def tom_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/tom/"
+
+    @property
+    def hermes_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hermes/"
+
+    def clear(self) -> None:
+        with self.lock:
+            self.targets.clear()
+            self.data.clear()
+            self.messages.clear()
+            self.refused.clear()
+            self.lose_answers = 0
+
+    def start(self) -> None:
+        if self.server is not None:
+            return
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def answer(self, status: int, body: Any) -> None:
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def authorised(self, token: str) -> bool:
+                if self.headers.get("Authorization") == f"Token {token}":
+                    return True
+                with sink.lock:
+                    sink.refused.append(self.path)
+                self.answer(401, {"detail": "Invalid token."})
+                return False
+
+            def do_GET(self) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                query = dict(urllib.parse.parse_qsl(url.query))
+                if not self.authorised(TOM_TOKEN):
+                    return
+                with sink.lock:
+                    if url.path == "/tom/api/targets/":
+                        names = set(query.get("name_fuzzy", "").split(","))
+                        self.answer(200, {"results": [t for t in sink.targets if t["name"] in names]})
+                    elif url.path == "/tom/api/reduceddatums/":
+                        rows = [d for d in sink.data if str(d["target"]) == query.get("target__id")
+                                and d["source_name"] == query.get("source_name")]
+                        self.answer(200, {"count": len(rows), "results": rows})
+                    else:
+                        self.answer(404, {"detail": "Not found."})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                path = urllib.parse.urlsplit(self.path).path
+                if path.startswith("/hermes/"):
+                    if not self.authorised(HERMES_TOKEN):
+                        return
+                    with sink.lock:
+                        sink.messages.append(body)
+                    self.answer(200, {"message": "Message submitted", "uuid": str(uuid.uuid4())})
+                    return
+                if not self.authorised(TOM_TOKEN):
+                    return
+                with sink.lock:
+                    if path == "/tom/api/targets/":
+                        target = {**body, "id": len(sink.targets) + 1}
+                        sink.targets.append(target)
+                        self.answer(201, target)
+                    elif path == "/tom/api/reduceddatums/":
+                        sink.data.append(body)
+                        if sink.lose_answers > 0:
+                            sink.lose_answers -= 1
+                            self.answer(502, {"detail": "Bad gateway"})
+                        else:
+                            self.answer(201, body)
+                    else:
+                        self.answer(404, {"detail": "Not found."})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+@pytest.fixture(scope="session")
+def partner_sink() -> Iterator[PartnerSink]:
+    sink = PartnerSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def partner(partner_sink: PartnerSink) -> Iterator[PartnerSink]:
+    """The partner TOM and Hermes, empty and up."""
+    partner_sink.start()
+    partner_sink.clear()
+    yield partner_sink
+    partner_sink.start()  # a test that stopped it leaves it up for the next
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings: Any) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.BATON_POLICIES = {**settings.BATON_POLICIES, "NOTIFY": ""}
+
+
+def sharing_document(*, days: float, destinations: list[str], release_to: str = "network") -> dict[str, Any]:
+    rule = {"partners": [], "proprietary_days": days, "release_to": release_to}
+    if destinations:
+        rule["destinations"] = destinations
+    return {"schema": 1, "sharing": {"photometry": rule},
+            "publication": {"guidelines": "", "claims_need_agreement": True},
+            "time": {"overrun_action": "refuse", "unallocated_action": "allow", "allocations": []}, "notifications": []}
+
+
+@dataclass
+class World:
+    team: Any  # policies.Team, its admin alice
+    alice: Any
+    bob: Any  # a member of the team
+    olga: Any  # in no team
+    target: Target
+
+    def share(self, *, days: float, destinations: list[str], release_to: str = "network") -> None:
+        policy_update(team=self.team, by=self.alice, document=sharing_document(days=days, destinations=destinations,
+                                                                               release_to=release_to))
+
+    def point(self, *, age_days: float, mag: float, band: str = "r") -> PhotometryReducedDatum:
+        return PhotometryReducedDatum.objects.create(
+            target=self.target, timestamp=timezone.now() - timedelta(days=age_days), bandpass=band, brightness=mag,
+            brightness_error=0.02, unit="AB", telescope="1m0-05", instrument="sinistro")
+
+
+@pytest.fixture
+def world(django_user_model: Any) -> World:
+    def make(name: str) -> Any:
+        return django_user_model.objects.create_user(username=name, password=PASSWORD, email=f"{name}@example.org")
+
+    alice, bob, olga = make("alice_s"), make("bob_s"), make("olga_s")
+    team = team_create(name="Bulge team", slug="bulge", admins=[alice])
+    team_member_set(team=team, user=bob, role="member", by=alice)
+    target = Target.objects.create(name="OGLE-2016-BLG-1195", type=Target.SIDEREAL, ra=268.56, dec=-29.95, epoch=2000.0)
+    return World(team=team, alice=alice, bob=bob, olga=olga, target=target)
+
+
+@pytest.fixture
+def destinations(world: World, partner: PartnerSink) -> dict[str, Any]:
+    """The team's partner TOM and Hermes destinations, pointing at the local sink."""
+    from sharing.services import destination_create
+
+    return {
+        "partner-tom": destination_create(team=world.team, by=world.alice, data={
+            "name": "partner-tom", "kind": "tom", "base_url": partner.tom_url, "token": TOM_TOKEN}),
+        "hermes": destination_create(team=world.team, by=world.alice, data={
+            "name": "hermes", "kind": "hermes", "base_url": partner.hermes_url, "token": HERMES_TOKEN,
+            "topic": "hermes.test", "authors": "A. Lice, B. Ob"}),
+    }
+
+
+@pytest.fixture
+def api_client_for() -> Callable[[Any], Any]:
+    from rest_framework.test import APIClient
+
+    def make(user: Any) -> Any:
+        client = APIClient()
+        client.force_authenticate(user)
+        return client
+
+    return make
