@@ -313,9 +313,11 @@ class ClaimDetailView(LoginRequiredMixin, View):
 
 
 class InboxView(LoginRequiredMixin, View):
-    """The viewer's notifications."""
+    """The viewer's policy notifications (policies' own inbox; the notifications app's inbox when it delivers them)."""
 
     def get(self, request: HttpRequest) -> HttpResponse:
+        if selectors.policies_setting("NOTIFY", ""):
+            return redirect("notifications:inbox")
         mine = InboxNotification.objects.filter(recipient_id=request.user.pk).select_related("team")
         page = Paginator(mine, 50).get_page(request.GET.get("page"))
         return render(request, "policies/inbox.html", {"page": page})

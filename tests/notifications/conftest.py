@@ -280,8 +280,9 @@ def fast_passwords(settings: Any) -> None:
 
 @pytest.fixture(autouse=True)
 def notification_settings(settings: Any) -> None:
-    """Known knobs for every test, whatever the environment says."""
+    """Known knobs for every test, whatever the environment says (policy changes in set-ups notify nobody here)."""
     settings.BATON_BASE_URL = "https://baton.example.org"
+    settings.BATON_POLICIES = {**settings.BATON_POLICIES, "NOTIFY": ""}
     settings.BATON_NOTIFICATIONS = {**settings.BATON_NOTIFICATIONS, "RATE_LIMIT_MESSAGES": 10, "RATE_LIMIT_WINDOW_S": 3600,
                                     "BURST_DIGEST_DELAY_S": 300, "QUIET_HOURS_START": "", "QUIET_HOURS_END": "",
                                     "DEFAULT_TIMEZONE": "UTC", "DEFAULT_CHANNELS": ["email", "inbox"],

@@ -279,3 +279,15 @@ def test_a_facility_going_down_tells_the_teams_with_live_requests_there(people: 
     assert adapters.facility_notify(facility=facility, old_state="available", new_state="downtime", reason="dome fault") == []
     up = adapters.facility_notify(facility=facility, old_state="downtime", new_state="available", reason="")
     assert {n.event for n in up} == {"facility.up"}
+
+
+def test_by_default_policy_events_land_in_the_one_inbox(people: Any, policy_team: Any, settings: Any, client: Any) -> None:
+    """Production settings route policies' events (here a policy change) through this app: one inbox, no second one."""
+    from policies.models import InboxNotification
+
+    settings.BATON_POLICIES = {**settings.BATON_POLICIES, "NOTIFY": "notifications.adapters.policies_notify"}
+    set_rules(policy_team, people.alice, {"event": "candidate.new", "roles": ["admin"], "channels": ["inbox"]})
+    assert got(event="policy.changed") == [("alice", "inbox", "sent")]
+    assert not InboxNotification.objects.exists()
+    client.force_login(people.alice)
+    assert client.get("/inbox/").url == "/notifications/"

@@ -364,9 +364,10 @@ BATON_POLICIES = {
         "email": "policies.hooks.LogChannel",
         "slack": "policies.hooks.LogChannel",
     },
-    # Who delivers policy notifications: a dotted path notify(event, teams, payload, *, now) (check policies.E003),
-    # e.g. notifications.adapters.policies_notify; empty: the built-in inbox (policies.hooks.inbox_notify).
-    "NOTIFY": env.str("BATON_POLICIES_NOTIFY", default=""),
+    # Who delivers policy notifications: a dotted path notify(event, teams, payload, *, now) (check policies.E003):
+    # the notifications app (its rules, channels, quiet hours and digests, one inbox for everything);
+    # empty: policies' own minimal inbox (policies.hooks.inbox_notify), for a deployment without notifications.
+    "NOTIFY": env.str("BATON_POLICIES_NOTIFY", default="notifications.adapters.policies_notify"),
     # Told when data is released (hook(*, team, now, ownership), check policies.E004): the sharing app's
     # outbox pushes it to the destinations the policy names; empty: nothing leaves Baton.
     "RELEASE_HOOK": env.str("BATON_POLICIES_RELEASE_HOOK", default="sharing.services.outbox_enqueue_released"),
