@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,21 @@ def data_record(*, data: list[Any], team: Any, kind: str) -> None:
         hook(data=data, team=team, kind=kind)
     else:
         logger.info("data: %d %s of team %s stored", len(data), kind, team)
+
+
+def interest_record(*, target: Any, team: Any, source: str) -> None:
+    """Record that ``team`` follows ``target`` now that it asks to observe it (policies show the target to
+    partners and audiences as the team's ``requests`` rule says; neutral: nothing)."""
+    hook = _hook("interest_record")
+    if hook:
+        hook(target=target, team=team, source=source[:40])
+
+
+def requests_visible_q(*, user: Any) -> Q | None:
+    """The filter of the requests ``user`` may see (policies' door: their teams', plus what other teams share;
+    neutral: None, meaning their teams' requests only)."""
+    hook = _hook("requests_visible")
+    return hook(user=user) if hook else None
 
 
 def notify(*, event: str, request: Any, **payload: Any) -> None:

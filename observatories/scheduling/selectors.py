@@ -6,17 +6,20 @@ from datetime import datetime, timedelta
 
 from django.db.models import QuerySet
 
+from . import hooks
 from .models import Dispatch, ObservingRequest
 
 
 def requests_visible_to(*, user) -> QuerySet[ObservingRequest]:
-    """Requests a user may see: those of the teams they belong to (all, for a superuser)."""
+    """Requests a user may see, as the teams' policies share them (hook ``requests_visible``): their own teams',
+    and other teams' whose ``requests`` sharing rule shows them (all, for a superuser)."""
     qs = ObservingRequest.objects.select_related("target", "team", "requester")
     if not user.is_authenticated:
         return qs.none()
     if user.is_superuser:
         return qs
-    return qs.filter(team__in=user.groups.all())
+    q = hooks.requests_visible_q(user=user)
+    return qs.filter(q) if q is not None else qs.filter(team__in=user.groups.all())
 
 
 def night_plan(*, user, start: datetime, hours: float = 24.0) -> QuerySet[Dispatch]:

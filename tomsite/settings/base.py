@@ -334,6 +334,8 @@ BATON_SCHEDULING_HOOKS = {
     "allocation_check": env.str("BATON_HOOK_ALLOCATION_CHECK", default="policies.services.allocation_check"),
     "usage_record": env.str("BATON_HOOK_USAGE_RECORD", default="policies.services.usage_record"),
     "data_record": env.str("BATON_HOOK_DATA_RECORD", default="policies.services.data_record_ownership"),
+    "interest_record": env.str("BATON_HOOK_INTEREST_RECORD", default="policies.services.target_record_interest"),
+    "requests_visible": env.str("BATON_HOOK_REQUESTS_VISIBLE", default="policies.access.requests_visible_q"),
     "notify": env.str("BATON_HOOK_NOTIFY", default="notifications.adapters.scheduling_notify"),
 }
 # Called with (facility, old_state, new_state, reason) when a facility changes state (after the

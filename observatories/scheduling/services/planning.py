@@ -145,6 +145,7 @@ def request_submit(
         raise RequestInvalid(f"allocation: {allocation.reason or 'the team has no time left on ' + telescope_class}")
     with transaction.atomic():
         request.save()
+        hooks.interest_record(target=target, team=team, source=f"request:{source}")
         request.transitions.create(
             from_state="", to_state=RequestState.PENDING, actor=getattr(requester, "username", source)[:100],
             reason=f"submitted ({source})" + (f"; queued: {allocation.reason}" if not allocation.allowed else ""),

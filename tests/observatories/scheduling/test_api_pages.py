@@ -140,3 +140,33 @@ def test_request_pages_in_a_browser(live_server, page, setup, user):
     page.wait_for_selector(".js-plotly-plot")
     page.goto(f"{live_server.url}/requests/new/?target={target.pk}")
     assert page.locator("select[name=telescope_class] option[value='1m0']").count() == 1
+
+
+def test_requests_are_shared_as_the_teams_policy_says(api_client, setup, django_user_model):
+    """A request records its team's interest in the target; others see it as the team's requests rule says."""
+    from rest_framework.test import APIClient
+
+    from policies.models import TargetInterest
+    from policies.selectors import policy_in_force
+    from policies.services import policy_update
+
+    team, target = setup
+    partner_admin = django_user_model.objects.create_user(username="pat")
+    partner = team_create(name="Partner team", admins=[partner_admin])
+    stranger = APIClient()
+    stranger.force_authenticate(django_user_model.objects.create_user(username="sam"))
+    pat = APIClient()
+    pat.force_authenticate(partner_admin)
+    made = api_client.post("/api/requests/", body(team, target), format="json").json()
+    interest = TargetInterest.objects.get(target=target, team=team)
+    assert interest.source == "request:api"
+    assert pat.get("/api/requests/").json()["count"] == 0
+    # The team names the partner for its requests: the partner sees them (and the target), a stranger still does not.
+    owner = team.baton_team
+    document = policy_in_force(team=owner).document.to_json()
+    document["sharing"]["requests"] = {"partners": [partner.slug], "proprietary_days": 0, "release_to": "none"}
+    policy_update(team=owner, by=owner.roles.get().user, document=document)
+    assert [r["id"] for r in pat.get("/api/requests/").json()["results"]] == [made["id"]]
+    assert pat.get(f"/api/requests/{made['id']}/").status_code == 200
+    assert stranger.get("/api/requests/").json()["count"] == 0
+    assert stranger.get(f"/api/requests/{made['id']}/").status_code == 404
