@@ -160,6 +160,11 @@ def test_cloudy_site_fails_another_completes_twins_cancelled(celery_worker_proce
     # Data arrived on the target's light curve, from the facility that observed it.
     points = list(target.reduceddatum_set.filter(data_type="photometry"))
     assert points and all(p.source_name == f"Baton/{second.facility.code}" for p in points)
+    # ...owned by the team, so its policy shares and releases them.
+    from policies.models import DataOwnership
+
+    owned = DataOwnership.objects.filter(object_id__in=[p.pk for p in points], kind="photometry")
+    assert owned.count() == len(points) and set(owned.values_list("team_id", flat=True)) == {team.pk}
     # Every live copy of the request is gone, and the history says why.
     assert not Dispatch.objects.filter(request=request, state__in=["queued", "submitted", "pending"]).exists()
     states = list(request.transitions.values_list("to_state", flat=True))
