@@ -112,26 +112,48 @@ def _numeric_mask(values: FloatArray, op: str, threshold: float) -> BoolArray:
         return np.isfinite(values) & NUMERIC_OPS[op](values, threshold)
 
 
-def predicates_evaluate(predicates: Sequence[dict[str, Any]], features: AlertFeatures) -> BoolArray:
-    """Which alerts of ``features`` pass every (validated) predicate."""
-    mask = np.ones(features.size, dtype=bool)
+def predicates_first_failure(predicates: Sequence[dict[str, Any]], features: AlertFeatures) -> npt.NDArray[np.int8]:
+    """For each alert of ``features``, the index of the first (validated) predicate it fails, or -1
+    if it passes them all. Vectorised: one numpy pass per predicate, stopping once every alert
+    has failed one. Indices fit an int8 (at most :data:`MAX_PREDICATES` predicates)."""
+    first = np.full(features.size, -1, dtype=np.int8)
+    alive = np.ones(features.size, dtype=bool)
     missing = np.full(features.size, np.nan)
-    for predicate in predicates:
+    for index, predicate in enumerate(predicates):
         name, op, value = predicate["field"], predicate["op"], predicate["value"]
         if name == "score":
             values = features.scores.get((predicate["classifier"], predicate["class"]), missing)
-            mask &= _numeric_mask(values, op, value)
+            ok = _numeric_mask(values, op, value)
         elif name in TEXT_FIELDS:
             column = features.text[name]
             if op == "==":
-                mask &= column == value
+                ok = column == value
             elif op == "!=":
-                mask &= column != value
+                ok = column != value
             else:
                 inside = np.isin(column, value)
-                mask &= inside if op == "in" else ~inside
+                ok = inside if op == "in" else ~inside
         else:
-            mask &= _numeric_mask(features.numeric[name], op, value)
-        if not mask.any():
+            ok = _numeric_mask(features.numeric[name], op, value)
+        failed = alive & ~ok
+        first[failed] = index
+        alive &= ok
+        if not alive.any():
             break
-    return mask
+    return first
+
+
+def predicates_evaluate(predicates: Sequence[dict[str, Any]], features: AlertFeatures) -> BoolArray:
+    """Which alerts of ``features`` pass every (validated) predicate."""
+    return predicates_first_failure(predicates, features) < 0
+
+
+def predicate_text(predicate: dict[str, Any]) -> str:
+    """A predicate as a person reads it: ``mag <= 19.5``, ``score(ztf-rb/real) >= 0.65``."""
+    name = predicate["field"]
+    if name == "score":
+        name = f"score({predicate['classifier']}/{predicate['class']})"
+    value = predicate["value"]
+    shown = "[" + ", ".join(value) + "]" if isinstance(value, list) else (f"{value:g}" if isinstance(value, float)
+                                                                        else str(value))
+    return f"{name} {predicate['op']} {shown}"

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -368,3 +369,81 @@ class BrokerPoll(models.Model):
 
     def __str__(self) -> str:
         return f"poll of query {self.query_id}"
+
+
+# --------------------------------------------------------------------------------------
+# The selection-function ledger and vetting
+
+
+class LedgerSnapshot(models.Model):
+    """The filter versions and watch-region versions active when a chunk of alerts was ingested.
+
+    Many chunks share one snapshot (it is unique by content); a :class:`LedgerEntry` records its
+    candidate's outcome for each filter in :attr:`filter_versions`' order and the regions it
+    fell in, so a region of :attr:`regions` that is not among them is one it fell outside.
+    """
+
+    digest = models.CharField(max_length=64, unique=True, help_text="sha256 of the contents")
+    filter_versions = ArrayField(models.BigIntegerField(), default=list, help_text="StreamFilterVersion ids, in order")
+    regions = ArrayField(models.BigIntegerField(), default=list, help_text="active WatchRegion ids")
+    region_versions = ArrayField(models.IntegerField(), default=list, help_text="their versions, same order")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"snapshot {self.pk}: {len(self.filter_versions)} filters, {len(self.regions)} regions"
+
+
+class LedgerEntry(models.Model):
+    """The filter and region part of one candidate's fate, written by ingest (one row per candidate).
+
+    ``filter_fail`` holds one signed byte per filter version of the snapshot, in its order: -1 when
+    the candidate passed, else the index of the first predicate it failed (predicates are at most
+    50, see :mod:`candidates.filtering`). Later stages (trigger, planner, observation, labels) are
+    joined at read time (:mod:`candidates.ledger`). A candidate ingested before the ledger existed
+    has an entry without a snapshot.
+    """
+
+    candidate = models.OneToOneField(Candidate, primary_key=True, on_delete=models.CASCADE, related_name="ledger")
+    ingested_at = models.DateTimeField(help_text="when its chunk was stored (the ledger's period is over this)")
+    # No database constraint: a foreign-key check per row would share-lock the one hot snapshot row
+    # from every ingest worker at once; snapshots are never deleted (PROTECT in the ORM).
+    snapshot = models.ForeignKey(LedgerSnapshot, null=True, blank=True, on_delete=models.PROTECT, db_index=False,
+                                 db_constraint=False, related_name="+")
+    filter_fail = models.BinaryField(default=b"", help_text="int8 per snapshot filter: -1 passed, else first failing clause")
+    region_hits = ArrayField(models.BigIntegerField(), default=list, help_text="snapshot regions the alert fell in")
+
+    class Meta:
+        # (time, id): a period's first and last candidate ids come from an index-only scan.
+        indexes = [models.Index(fields=["ingested_at", "candidate"], name="ledgerentry_period")]
+
+    def __str__(self) -> str:
+        return f"ledger of candidate {self.candidate_id}"
+
+
+class Verdict(models.TextChoices):
+    REAL = "real", "real"
+    BOGUS = "bogus", "bogus"
+
+
+class CandidateLabel(models.Model):
+    """A team member's label of a candidate (vetting): one current label per (candidate, team, user),
+    changed in place (``updated_at`` says when). The team's label of a candidate is its members'
+    most recently changed one."""
+
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="labels", db_index=False)
+    team = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="candidate_labels", db_index=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="candidate_labels")
+    verdict = models.CharField(max_length=8, choices=Verdict.choices, blank=True, default="")
+    label_class = models.CharField(max_length=64, blank=True, default="", help_text="e.g. SN Ia, microlensing, CV")
+    note = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["candidate", "team", "user"], name="candidatelabel_unique_per_user"),
+        ]
+        indexes = [models.Index(fields=["team", "candidate"])]
+
+    def __str__(self) -> str:
+        return f"{self.verdict or self.label_class or 'note'} on {self.candidate_id} by {self.user_id}"

@@ -13,12 +13,15 @@
 4. insert candidates, light-curve points (own and history, once per broker + source id) and
    TOM ``PhotometryReducedDatum`` rows;
 5. evaluate every active filter (numpy over the chunk) and watch region (HEALPix cells,
-   searched in memory), record matches with the version that matched, let the matched teams
-   and owners see the target (django-guardian, as TOM does), and fire trigger rules.
+   searched in memory), write each candidate's ledger row (the snapshot of active filter and
+   region versions, each filter's first failing clause, the regions it fell in: see
+   :mod:`candidates.ledger`), record matches with the version that matched, let the matched
+   teams and owners see the target (django-guardian, as TOM does), and fire trigger rules.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -37,7 +40,7 @@ from django.db.models import Q
 from django.utils import timezone
 from tom_targets.models import Target
 
-from candidates.filtering import AlertFeatures, predicates_evaluate
+from candidates.filtering import AlertFeatures, predicates_first_failure
 from candidates.models import HPX_ORDER, RuleKind
 from candidates.packets import AlertIn
 from candidates.sky import (
@@ -169,7 +172,11 @@ def _ingest_chunk(alerts: Sequence[AlertIn], *, received_at: datetime, batch_id:
         )
 
         sub = _subset(features, inserted)
-        matches = _evaluate_filters(cursor, sub) + _evaluate_regions(sub, ra[inserted], dec[inserted])
+        filter_hits, verdicts = _evaluate_filters(cursor, sub)
+        regions = _region_index()
+        region_hits = _evaluate_regions(sub, ra[inserted], dec[inserted], regions)
+        _insert_ledger(cursor, candidate_ids[inserted], verdicts, regions, region_hits, now)
+        matches = filter_hits + region_hits
         if matches:
             rows = _insert_matches(cursor, matches, candidate_ids[inserted], target_ids[inserted], now)
             result.matches = len(rows)
@@ -494,7 +501,16 @@ class _Hit:
     region_version: int | None = None
 
 
-def _evaluate_filters(cursor: Any, features: AlertFeatures) -> list[_Hit]:
+@dataclass
+class _FilterVerdicts:
+    """Every active filter's verdict on each alert of the chunk: ``first_fail[f, row]`` is -1 when
+    alert ``row`` passed filter version ``version_ids[f]``, else its first failing clause."""
+
+    version_ids: list[int]
+    first_fail: np.ndarray  # (filters, alerts) int8
+
+
+def _evaluate_filters(cursor: Any, features: AlertFeatures) -> tuple[list[_Hit], _FilterVerdicts]:
     cursor.execute(
         """
         SELECT DISTINCT ON (v.filter_id) v.id, v.filter_id, v.predicates, f.team_id, f.owner_id
@@ -503,12 +519,15 @@ def _evaluate_filters(cursor: Any, features: AlertFeatures) -> list[_Hit]:
         """
     )
     hits: list[_Hit] = []
-    for version_id, filter_id, predicates, team_id, owner_id in cursor.fetchall():
+    rows = cursor.fetchall()
+    first_fail = np.empty((len(rows), features.size), dtype=np.int8)
+    for f, (version_id, filter_id, predicates, team_id, owner_id) in enumerate(rows):
         if isinstance(predicates, str):
             predicates = json.loads(predicates)
-        for row in np.flatnonzero(predicates_evaluate(predicates, features)).tolist():
+        first_fail[f] = predicates_first_failure(predicates, features)
+        for row in np.flatnonzero(first_fail[f] < 0).tolist():
             hits.append(_Hit(row, team_id, owner_id, filter_id=filter_id, filter_version_id=version_id))
-    return hits
+    return hits, _FilterVerdicts([row[0] for row in rows], first_fail)
 
 
 @dataclass
@@ -517,6 +536,7 @@ class _RegionIndex:
     uniq: np.ndarray  # sorted cell numbers
     region: np.ndarray  # the region of each cell
     info: dict[int, tuple[str, dict[str, Any], int, int | None, int | None]]  # id -> kind, spec, version, team, owner
+    versions: list[tuple[int, int]] | None = None  # (region id, version), sorted: the ledger snapshot's part
 
 
 _region_cache: dict[str, _RegionIndex] = {}
@@ -554,8 +574,7 @@ def _region_index() -> _RegionIndex:
         return index
 
 
-def _evaluate_regions(features: AlertFeatures, ra: np.ndarray, dec: np.ndarray) -> list[_Hit]:
-    index = _region_index()
+def _evaluate_regions(features: AlertFeatures, ra: np.ndarray, dec: np.ndarray, index: _RegionIndex) -> list[_Hit]:
     if index.uniq.size == 0 or ra.size == 0:
         return []
     probes = uniq_ancestors(ra, dec, REGION_MAX_ORDER)  # (N, orders)
@@ -580,6 +599,49 @@ def _evaluate_regions(features: AlertFeatures, ra: np.ndarray, dec: np.ndarray) 
                 continue
         hits.append(_Hit(row, team_id, owner_id, region_id=region_id, region_version=version))
     return hits
+
+
+def _insert_ledger(
+    cursor: Any, candidate_ids: np.ndarray, verdicts: _FilterVerdicts, index: _RegionIndex, region_hits: list[_Hit],
+    now: datetime,
+) -> None:
+    """One ledger row per inserted candidate: the snapshot of active filter and region versions,
+    each filter's first failing clause (one byte per filter) and the regions the alert fell in."""
+    if index.versions is None:  # once per loaded index, not per chunk
+        index.versions = sorted((region_id, info[2]) for region_id, info in index.info.items())
+    regions = index.versions
+    contents = json.dumps([verdicts.version_ids, regions], separators=(",", ":"))
+    digest = hashlib.sha256(contents.encode()).hexdigest()
+    cursor.execute(
+        """
+        WITH new AS (
+            INSERT INTO candidates_ledgersnapshot (digest, filter_versions, regions, region_versions, created_at)
+            VALUES (%s, %s::bigint[], %s::bigint[], %s::int[], %s) ON CONFLICT (digest) DO NOTHING RETURNING id
+        )
+        SELECT id FROM new UNION ALL SELECT id FROM candidates_ledgersnapshot WHERE digest = %s
+        """,
+        [digest, verdicts.version_ids, [r[0] for r in regions], [r[1] for r in regions], now, digest],
+    )
+    found = cursor.fetchone()
+    if found is None:  # another writer inserted it after this statement's snapshot was taken
+        cursor.execute("SELECT id FROM candidates_ledgersnapshot WHERE digest = %s", [digest])
+        found = cursor.fetchone()
+    snapshot_id = found[0]
+    k = len(verdicts.version_ids)
+    # Row-major (alerts, filters) bytes: alert i's verdicts are bytes [i*k, (i+1)*k).
+    packed = np.ascontiguousarray(verdicts.first_fail.T).tobytes()
+    hit_rows = [h.row + 1 for h in region_hits]
+    cursor.execute(
+        """
+        INSERT INTO candidates_ledgerentry (candidate_id, ingested_at, snapshot_id, filter_fail, region_hits)
+        SELECT q.c, %s, %s, substring(%s::bytea FROM ((q.i - 1) * %s + 1)::int FOR %s::int), coalesce(h.hits, '{}')
+        FROM unnest(%s::bigint[]) WITH ORDINALITY AS q(c, i)
+        LEFT JOIN (
+            SELECT r, array_agg(g ORDER BY g) AS hits FROM unnest(%s::bigint[], %s::bigint[]) AS h(r, g) GROUP BY r
+        ) h ON h.r = q.i
+        """,
+        [now, snapshot_id, packed, k, k, candidate_ids.tolist(), hit_rows, [h.region_id for h in region_hits]],
+    )
 
 
 def _insert_matches(
