@@ -111,3 +111,17 @@ SCENARIO = {
                {"kind": "downtime", "facility": "coj-1m0-a", "at_hours": 0, "hours": 18},
                {"kind": "slack_down", "at_hours": 0, "hours": 3}],
 }
+
+
+@pytest.fixture(autouse=True)
+def no_drill_schema_left() -> Iterator[None]:
+    """Every drill schema a test made is dropped after it (the test database outlives its tests' rows)."""
+    yield
+    from django.db import connection
+
+    from drills.schema import schema_drop
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname ~ '^drill_[0-9]+$'")
+        for (schema,) in cursor.fetchall():
+            schema_drop(schema=schema)
