@@ -158,6 +158,7 @@ def drill_start(*, drill_id: int) -> Drill | None:
             return drill
         try:
             with transaction.atomic():
+                schema_drop(schema=drill.schema)  # only a stale one can exist (e.g. a restored database)
                 schema_create(schema=drill.schema, team_id=drill.team_id)
         except Exception as exc:
             logger.exception("drill %s: could not make its schema", drill.pk)
