@@ -4,7 +4,8 @@ A scenario is a JSON document (validated by :func:`scenario_validate`)::
 
     {"duration_hours": 48, "step_minutes": 15, "sim_start": "2027-06-10T00:00:00Z",
      "events": [
-        {"kind": "microlensing", "name": "OB03235-replay", "ra": 271.31813, "dec": -28.89500,
+        {"kind": "replay", "name": "OB03235", "dataset": "OB03235-OGLE", "peak_hours": 30, "time_scale": 10},
+        {"kind": "microlensing", "name": "PSPL-1", "ra": 270.31813, "dec": -28.89500,
          "peak_hours": 30, "t_e_days": 61.5, "u0": 0.133, "base_mag": 19.0, "band": "i",
          "cadence_hours": 3, "start_hours": 0},
         {"kind": "fast_transient", "name": "FT-1", "ra": 64.0, "dec": -20.0, "start_hours": 2,
@@ -24,6 +25,11 @@ Gaussian noise from the drill's seed: the same seed makes the same alerts.
   default is OGLE-2003-BLG-235's published single-lens fit (t_E = 61.5 d, u0 = 0.133:
   Bond et al. 2004, ApJ 606, L155) at its real position, so a bulge-season ``sim_start``
   makes it observable.
+- ``replay``: a real light curve replayed alert by alert, each published point at its own
+  time shifted so the event's peak falls at ``peak_hours`` and, with ``time_scale`` (real days
+  per simulated day, default 1), compressed. ``OB03235-OGLE`` is OGLE's I-band photometry of
+  OGLE-2003-BLG-235 (Bond et al. 2004; NASA Exoplanet Archive; ``drills/data``), at its real
+  position, peak JD 2452848.06. The points are the real ones (no noise is added).
 - ``fast_transient``: rises linearly in magnitude by ``rise_mag`` over ``rise_hours``
   to ``peak_mag``, then fades at ``fade_mag_per_day`` (a kilonova-like event fades by
   ~2.5 mag in two nights).
@@ -35,10 +41,12 @@ delivery fail as an unreachable endpoint would (the outbox retries it afterwards
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,12 +54,12 @@ import numpy as np
 MAX_HOURS = 24 * 14
 MAX_EVENTS = 50
 MAX_FAULTS = 50
-EVENT_KINDS = ("microlensing", "fast_transient")
+EVENT_KINDS = ("microlensing", "replay", "fast_transient")
 FAULT_KINDS = ("clouds", "downtime", "slack_down")
 DRILL_BROKER = "drill"
 
 # OGLE-2003-BLG-235 (Bond et al. 2004): position from the OGLE EWS, single-lens fit parameters.
-OB03235 = {"ra": 271.318125, "dec": -28.895000, "t_e_days": 61.5, "u0": 0.133}
+OB03235 = {"ra": 270.318125, "dec": -28.895000, "t_e_days": 61.5, "u0": 0.133}
 
 
 class ScenarioInvalid(ValueError):
@@ -98,6 +106,7 @@ def _time(value: Any, where: str) -> datetime:
 _EVENT_DEFAULTS: dict[str, dict[str, Any]] = {
     "microlensing": {"start_hours": 0.0, "cadence_hours": 3.0, "peak_hours": 30.0, "base_mag": 19.0, "band": "i",
                      "limit_mag": 21.5, **{k: OB03235[k] for k in ("ra", "dec", "t_e_days", "u0")}},
+    "replay": {"dataset": "OB03235-OGLE", "peak_hours": 24.0, "time_scale": 1.0, "band": "I"},
     "fast_transient": {"ra": None, "dec": None, "start_hours": 1.0, "cadence_hours": 1.0, "peak_mag": 17.5, "rise_mag": 2.5, "rise_hours": 6.0,
                        "fade_mag_per_day": 2.5, "band": "r", "limit_mag": 21.5},
 }
@@ -105,7 +114,7 @@ _EVENT_NUMBERS = {
     "ra": (0.0, 360.0), "dec": (-90.0, 90.0), "start_hours": (0.0, MAX_HOURS), "cadence_hours": (0.05, 48.0),
     "peak_hours": (-24.0 * 365, 24.0 * 365), "t_e_days": (0.1, 1000.0), "u0": (1e-4, 3.0), "base_mag": (10.0, 25.0),
     "peak_mag": (8.0, 25.0), "rise_mag": (0.0, 10.0), "rise_hours": (0.1, 240.0), "fade_mag_per_day": (0.0, 20.0),
-    "limit_mag": (10.0, 28.0),
+    "limit_mag": (10.0, 28.0), "time_scale": (0.01, 1000.0),
 }
 
 
@@ -145,6 +154,10 @@ def scenario_validate(document: Any, *, default_start: datetime) -> dict[str, An
                 raise ScenarioInvalid(f"{where}.{key}: required")
             if key == "band":
                 event[key] = _text(value, f"{where}.band", max_length=16)
+            elif key == "dataset":
+                if value not in DATASETS:
+                    raise ScenarioInvalid(f"{where}.dataset: one of {', '.join(DATASETS)}")
+                event[key] = value
             else:
                 low, high = _EVENT_NUMBERS[key]
                 event[key] = _number(value, f"{where}.{key}", low=low, high=high)
@@ -208,6 +221,26 @@ def _transient_mag(event: dict[str, Any], hours: np.ndarray) -> np.ndarray:
     return np.where(since <= event["rise_hours"], rising, fading)
 
 
+DATASETS: dict[str, dict[str, Any]] = {
+    "OB03235-OGLE": {"file": "OB03235_OGLE.csv", "peak_jd": 2452848.06, **{k: OB03235[k] for k in ("ra", "dec")}},
+}
+
+
+@functools.lru_cache(maxsize=4)
+def dataset_points(name: str) -> np.ndarray:
+    """A shipped light curve as an (n, 3) array of JD, mag, error."""
+    path = Path(__file__).parent / "data" / DATASETS[name]["file"]
+    return np.loadtxt(path, delimiter=",", comments="#", skiprows=4, ndmin=2)
+
+
+def _replay(event: dict[str, Any], duration: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hours into the drill, mags and errors of the dataset's points that fall in the drill."""
+    data = dataset_points(event["dataset"])
+    hours = event["peak_hours"] + (data[:, 0] - DATASETS[event["dataset"]]["peak_jd"]) * 24.0 / event["time_scale"]
+    inside = (hours >= 0.0) & (hours <= duration)
+    return hours[inside], data[inside, 1], data[inside, 2]
+
+
 def _mag_err(mag: np.ndarray) -> np.ndarray:
     """A survey-like error model: 0.01 mag floor, photon noise growing to ~0.1 mag at 21."""
     return np.round(0.01 + 0.09 * 10 ** (0.4 * (mag - 21.0)), 4)
@@ -219,11 +252,16 @@ def scenario_alerts(scenario: dict[str, Any], *, seed: int) -> list[dict[str, An
     duration = scenario["duration_hours"]
     alerts: list[dict[str, Any]] = []
     for event in scenario["events"]:
-        hours = np.arange(event["start_hours"], duration + 1e-9, event["cadence_hours"])
-        truth = _pspl_mag(event, hours) if event["kind"] == "microlensing" else _transient_mag(event, hours)
-        err = _mag_err(truth)
-        rng = np.random.default_rng([seed, zlib.crc32(event["name"].encode())])
-        observed = np.round(truth + rng.normal(0.0, 1.0, truth.size) * err, 4)
+        if event["kind"] == "replay":
+            hours, observed, err = _replay(event, duration)
+            event = {**event, **{k: DATASETS[event["dataset"]][k] for k in ("ra", "dec")}, "limit_mag": 99.0,
+                     "classifications": event.get("classifications", [])}
+        else:
+            hours = np.arange(event["start_hours"], duration + 1e-9, event["cadence_hours"])
+            truth = _pspl_mag(event, hours) if event["kind"] == "microlensing" else _transient_mag(event, hours)
+            err = _mag_err(truth)
+            rng = np.random.default_rng([seed, zlib.crc32(event["name"].encode())])
+            observed = np.round(truth + rng.normal(0.0, 1.0, truth.size) * err, 4)
         points: list[dict[str, Any]] = []
         for k, (h, mag, sigma) in enumerate(zip(hours.tolist(), observed.tolist(), err.tolist(), strict=True)):
             if mag > event["limit_mag"]:
@@ -245,7 +283,8 @@ def preset(name: str) -> dict[str, Any]:
     """Ready-made scenarios the drill form offers."""
     if name == "bulge-microlensing":
         return {"duration_hours": 72, "step_minutes": 15, "sim_start": "2027-06-10T00:00:00Z",
-                "events": [{"kind": "microlensing", "name": "OB03235-replay", "peak_hours": 36}],
+                "events": [{"kind": "replay", "name": "OB03235", "dataset": "OB03235-OGLE", "peak_hours": 36,
+                            "time_scale": 10}],
                 "faults": [{"kind": "clouds", "site": "lsc", "at_hours": 0, "hours": 24},
                            {"kind": "slack_down", "at_hours": 0, "hours": 2}]}
     if name == "fast-transient":

@@ -88,7 +88,9 @@ def test_a_scheduled_drill_waits_for_its_time(team: Any, user: Any, django_captu
 
 
 def test_the_same_seed_makes_the_same_alerts() -> None:
-    clean = scenarios.scenario_validate(scenarios.preset("bulge-microlensing"), default_start=timezone.now())
+    clean = scenarios.scenario_validate({"duration_hours": 72, "sim_start": "2027-06-10T00:00:00Z",
+                                         "events": [{"kind": "microlensing", "name": "PSPL", "peak_hours": 36}]},
+                                        default_start=timezone.now())
     a = scenarios.scenario_alerts(clean, seed=3)
     assert a == scenarios.scenario_alerts(clean, seed=3)
     assert a != scenarios.scenario_alerts(clean, seed=4)
@@ -98,6 +100,21 @@ def test_the_same_seed_makes_the_same_alerts() -> None:
     assert 16.5 < peak["mag"] < 17.1
     assert abs(datetime.fromisoformat(peak["time"].replace("Z", "+00:00")) - datetime(2027, 6, 11, 12, tzinfo=UTC)) < timedelta(hours=4)
     assert all(len(alert["history"]) <= 10 for alert in a) and a[-1]["history"]
+
+
+def test_a_real_light_curve_is_replayed_point_by_point() -> None:
+    """The preset replays OGLE's published photometry of OGLE-2003-BLG-235, ten times faster, peak 36 h in."""
+    clean = scenarios.scenario_validate(scenarios.preset("bulge-microlensing"), default_start=timezone.now())
+    alerts = [a for a in scenarios.scenario_alerts(clean, seed=1) if a["object_id"] == "DRILL-OB03235"]
+    assert alerts == [a for a in scenarios.scenario_alerts(clean, seed=2) if a["object_id"] == "DRILL-OB03235"]
+    brightest = min(alerts, key=lambda a: a["mag"])
+    assert (brightest["mag"], brightest["mag_err"], brightest["band"]) == (17.388, 0.021, "I")  # the real peak point
+    expected = datetime(2027, 6, 11, 12, tzinfo=UTC) + timedelta(days=(2452848.67499 - 2452848.06) / 10)
+    assert abs(datetime.fromisoformat(brightest["time"].replace("Z", "+00:00")) - expected) < timedelta(seconds=1)
+    # 72 simulated hours at 10x hold the real points within 30 days of the peak (OGLE's nightly cadence).
+    data = scenarios.dataset_points("OB03235-OGLE")
+    assert len(alerts) == int(((data[:, 0] > 2452848.06 - 15) & (data[:, 0] <= 2452848.06 + 15)).sum())
+    assert (alerts[0]["ra"], alerts[0]["dec"]) == (270.318125, -28.895)
 
 
 def test_a_drill_never_reaches_a_real_facility(team: Any) -> None:
