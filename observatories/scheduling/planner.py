@@ -19,7 +19,11 @@ to use: a copy that starts after an earlier copy has finished is cancelled
 if that one succeeded, so a late backup costs little. Requests compete for
 each facility-night's time in order of their effective priority, which
 diminishes with the number of observations already going to the same target
-(breadth over depth) and carries the team's fair-share factor.
+(breadth over depth) and carries the team's fair-share factor. Copies
+already dispatched count toward the target with the probability they were
+dispatched with, unless there is news since: their site's live weather or
+their telescope's downtime (``live_copy_now``), so a copy under a sky that has
+clouded over is backed up while other sites' nights are still ahead.
 
 Units: times are aware UTC datetimes at the interface, float seconds since
 the plan's epoch inside; durations in seconds; angles in degrees.
@@ -41,7 +45,7 @@ from astropy.time import Time
 from observatories.visibility import compute_grid
 
 PLANNER_NAME = "baton.redundant-planner"
-PLANNER_VERSION = "1.0"
+PLANNER_VERSION = "1.1"
 
 # A copy that starts this long after another copy ends is cancelled in time if that one succeeds.
 CANCEL_LATENCY_S = 15 * 60.0
@@ -177,6 +181,7 @@ class RequestPlan:
         "outranked" (visible, but the time went to higher-priority requests),
         "under target" (best effort below the target probability).
     expected_cost_s: expected telescope time of live + chosen copies.
+    chances: every chance the planner could use (after exclusions and capacity), in the order found.
     """
 
     request_id: int
@@ -186,6 +191,7 @@ class RequestPlan:
     outcome: str = "never visible"
     expected_cost_s: float = 0.0
     chances_seen: int = 0
+    chances: list[Chance] = field(default_factory=list)
 
 
 def p_clear_at(site: SiteSpec, *, at: datetime, now: datetime) -> float:
@@ -209,6 +215,30 @@ def p_clear_at(site: SiteSpec, *, at: datetime, now: datetime) -> float:
     since = site.weather_at or now
     dt_nights = max(0.0, (at - since).total_seconds() / 86400.0)
     return float(min(1.0, max(0.0, pi + (x0 - pi) * lam**dt_nights)))
+
+
+def live_copy_now(copy: LiveCopy, *, site: SiteSpec | None, facility: FacilitySpec | None, now: datetime) -> LiveCopy:
+    """A live copy's success probability re-read with what is known now.
+
+    A copy keeps the probability it was dispatched with unless there is news:
+    its facility is down through the copy's window (p = 0), or its site has a
+    live weather state (p = p(clear) from that state x the facility's
+    p(operational)). Without this, a copy at a site that has just clouded over
+    (or at a telescope that has just gone down) would still count toward the
+    target, and the planner would add no backup until the copy had failed, by
+    which time the other sites' nights may be over.
+    """
+    if facility is not None and facility.down_until is not None and facility.down_until >= copy.end:
+        return copy if copy.p == 0.0 else LiveCopy(
+            facility_code=copy.facility_code, site_code=copy.site_code, start=copy.start, end=copy.end, p=0.0,
+            duration_s=copy.duration_s,
+        )
+    if site is None or site.weather_now not in ("clear", "cloudy"):
+        return copy
+    p_operational = facility.p_operational if facility is not None else 1.0
+    p = p_clear_at(site, at=copy.start, now=now) * p_operational
+    return LiveCopy(facility_code=copy.facility_code, site_code=copy.site_code, start=copy.start, end=copy.end,
+                    p=p, duration_s=copy.duration_s)
 
 
 def _night_key(t_s: np.ndarray, longitude_deg: float, *, epoch: datetime) -> np.ndarray:
@@ -263,7 +293,9 @@ def choose_chances(
 
     copies = [as_tuple(c.start, c.end, c.p, c.duration_s) for c in live]
     fail = math.prod(1.0 - c.p for c in live)
-    taken: list[tuple[str, datetime]] = [(c.site_code, c.start) for c in live]
+    # A live copy that can no longer succeed (its telescope is down) does not hold its site-night:
+    # another telescope under the same sky may take it.
+    taken: list[tuple[str, datetime]] = [(c.site_code, c.start) for c in live if c.p > 0.0]
     chosen: list[Chance] = []
     cost = expected_cost(copies)
     pool = sorted((c for c in chances if c.p > 0.0), key=lambda c: (c.start, -c.p))
@@ -395,6 +427,8 @@ def plan_network(
         return plans
     site_index = {s.code: i for i, s in enumerate(sites)}
     facilities = [f for f in facilities if f.site_code in site_index]
+    site_by_code = {s.code: s for s in sites}
+    facility_by_code = {f.code: f for f in facilities}
     grid = _visibility(requests=live_requests, sites=sites, now=now, horizon=horizon, step=step)
 
     # Capacity per facility-night, from the dark time at its site.
@@ -482,8 +516,13 @@ def plan_network(
                     )
                 )
         plan.chances_seen = len(chances)
+        plan.chances = chances
+        live = [
+            live_copy_now(c, site=site_by_code.get(c.site_code), facility=facility_by_code.get(c.facility_code), now=now)
+            for c in r.live
+        ]
         chosen, p_total, cost = choose_chances(
-            chances=chances, live=r.live, target_p=r.success_probability, epoch=now,
+            chances=chances, live=live, target_p=r.success_probability, epoch=now,
             allow_same_site=r.allow_same_site,
         )
         plan.chosen, plan.p_total, plan.expected_cost_s = chosen, p_total, cost
