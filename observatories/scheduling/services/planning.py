@@ -235,9 +235,10 @@ def _request_spec(
         min_moon_separation_deg=request.min_moon_separation_deg, sun_max_alt_deg=request.sun_max_alt_deg,
         allow_same_site=request.allow_same_site, target_key=str(request.target_id), target_load=load,
         team_factor=hooks.team_factor(team=request.team),
-        # A facility that refused this visit is not asked again; a site-night that failed is spent.
+        # A facility that failed or refused this visit is not asked again; a site-night lost to weather (or a
+        # window that ran out there) is spent, but a broken telescope leaves its site-mates that night usable.
         excluded_facilities=frozenset(d.facility.code for d in failed if d.state == DispatchState.FAILED_OTHER),
-        failed=tuple((d.facility.site.code, d.window_start) for d in failed),
+        failed=tuple((d.facility.site.code, d.window_start) for d in failed if d.state != DispatchState.FAILED_OTHER),
         live=tuple(
             LiveCopy(
                 facility_code=d.facility.code, site_code=d.facility.site.code, start=d.window_start,
