@@ -15,6 +15,18 @@ def test_login_and_open_a_target_page(live_server, page, django_user_model):
     # Targets are private by default: bob is given the right to see this one.
     assign_perm("tom_targets.view_target", bob, target)
 
+    # Requests outside Baton are refused and recorded: the page frame (Bootstrap, htmx, Alpine.js) is Baton's own;
+    # only TOM's sky and FITS viewers on the target page (Aladin Lite, JS9) reach out, for images from the internet.
+    elsewhere: list[str] = []
+
+    def only_baton(route):
+        if route.request.url.startswith(live_server.url):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_baton)
     page.goto(f"{live_server.url}/targets/{target.pk}/")
     # Locked site: the browser lands on the login form first.
     assert "/accounts/login/" in page.url
@@ -26,3 +38,6 @@ def test_login_and_open_a_target_page(live_server, page, django_user_model):
     assert page.locator("body").inner_text().count("210.91") >= 1
     # Styled from Baton's own static files, with no CDN: Bootstrap's navbar is a flex box.
     assert page.evaluate("getComputedStyle(document.querySelector('nav.navbar')).display") == "flex"
+    # ...and TOM's interactive bits run on Baton's own copy of Alpine.js (TOM links it from a CDN).
+    page.wait_for_function("typeof window.Alpine === 'object'")
+    assert [u for u in elsewhere if "aladin" not in u and "/js9/" not in u] == []

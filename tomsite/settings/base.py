@@ -74,8 +74,12 @@ TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
-        "APP_DIRS": True,
         "OPTIONS": {
+            # Project templates, then the apps' (TOM's base template with its CDN script served locally).
+            "loaders": [("django.template.loaders.cached.Loader", [
+                "django.template.loaders.filesystem.Loader",
+                "tomsite.template_loaders.OfflineAssetsLoader",
+            ])],
             "context_processors": [
                 "django.template.context_processors.debug",
                 "django.template.context_processors.request",
