@@ -146,3 +146,25 @@ def test_the_training_set_export(labelled_world: dict[str, Any], user: Any, api_
     table = pq.read_table(io.BytesIO(b"".join(response.streaming_content)))
     assert table.column_names == list(ledger.TRAINING_COLUMNS)
     assert table.column("label").to_pylist() == ["real", "bogus"] and table.column("mag").to_pylist() == [17.0, 21.0]
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_vetting_and_the_ledger_page_in_a_browser(labelled_world: dict[str, Any], live_server: Any, page: Any,
+                                                  user: Any) -> None:
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=login]", "alice")
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("form button[type=submit]")
+    page.goto(f"{live_server.url}/candidates/")
+    a = labelled_world["ids"]["A"]
+    # One click on "real" in candidate A's row labels it, and the page comes back showing it.
+    page.locator(f'form[action="/candidates/{a}/label/"] button[value="real"]').first.click()
+    page.wait_for_selector('[data-label="real"]')
+    assert CandidateLabel.objects.get(candidate_id=a).verdict == "real"
+    page.goto(f"{live_server.url}/candidates/ledger/?team={labelled_world['team'].pk}"
+              f"&start={labelled_world['start'].isoformat().replace('+', '%2B')}"
+              f"&end={labelled_world['end'].isoformat().replace('+', '%2B')}")
+    page.wait_for_selector(".js-plotly-plot")
+    assert page.locator(".js-plotly-plot").count() >= 2
+    assert page.locator("#efficiency").count() == 1
