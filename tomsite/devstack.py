@@ -236,6 +236,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             return 0
         finally:
+            # A second Ctrl-C while shutting down must not cut the clean-up short (and leave servers running).
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             _say("stopping web, worker and beat ...")
             for proc in procs.values():
                 _stop(proc)
