@@ -13,6 +13,12 @@ with its two earlier diaSources), replayed with new ids, positions spread over o
 (3.5 deg across), and fluxes spread over 17-24 mag; 10% fall on targets already known. They
 are pushed as Avro containers of ``--batch-size`` alerts, as a broker would.
 
+The stream runs through ``--consumers`` consumer processes at once (each a partition of the
+messages, as Kafka gives each consumer of a group its partitions; production runs several), and
+the bench then checks that no alert was lost and no object got two targets. ``--in-process``
+alerts are also ingested in this process from parsed packets, timed per chunk: wall time, this
+process's CPU and the PostgreSQL backend's CPU (read from /proc) per alert.
+
 Figures: alerts per second end to end (from the first request to the last batch stored,
 matched and its targets updated), and per-alert latency from arrival (the request's batch
 received) to done (its batch finished), p50/p99 -- conservative: an alert counts as done only
@@ -45,8 +51,11 @@ os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(40))
 for knob in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
     os.environ.setdefault(knob, "0")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
-QUEUE = f"bench-{uuid.uuid4().hex[:8]}"
-os.environ["CELERY_QUEUE"] = QUEUE
+# A stream consumer process (spawned, see stream_parallel) inherits the parent's queue and bench database.
+QUEUE = os.environ.get("BENCH_QUEUE") or f"bench-{uuid.uuid4().hex[:8]}"
+os.environ["BENCH_QUEUE"] = os.environ["CELERY_QUEUE"] = QUEUE
+if os.environ.get("BENCH_DATABASE_URL"):
+    os.environ["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"]
 
 import django  # noqa: E402
 
@@ -284,6 +293,109 @@ def tom_baseline(records: list[dict[str, Any]]) -> float:
     return len(alerts) / (time.perf_counter() - t0)
 
 
+# --------------------------------------------------------------------------------------
+# Parallel stream consumers and the in-process cost per alert
+
+
+def consume_partition(frames_part: list[bytes], batch_size: int, barrier: Any, out: Any) -> None:
+    """One consumer process: its partition of the stream, through AlertStreamConsumer."""
+    from candidates.stream import AlertStreamConsumer, StreamMessage
+
+    messages = [StreamMessage(payload=f) for f in frames_part]
+    consumer = AlertStreamConsumer(batch_size=batch_size, max_wait=5.0)
+    barrier.wait()  # all consumers start together, once all have started up
+    t0, cpu0 = time.time(), time.process_time()
+    for message in messages:
+        consumer.add(message)
+    consumer.flush()
+    out.put((t0, time.time(), time.process_time() - cpu0, consumer.stats.batch_ids))
+
+
+def stream_parallel(frames_all: list[bytes], consumers: int, batch_size: int, url: str) -> tuple[float, float, list[str]]:
+    """The stream through ``consumers`` processes on the bench database ``url``; returns (span s, consumer
+    CPU s, batch ids). Spawned, not forked: a fork would share this process's Redis and database sockets."""
+    import multiprocessing
+
+    os.environ["BENCH_DATABASE_URL"] = url
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    barrier = context.Barrier(consumers)
+    procs = [context.Process(target=consume_partition, args=(frames_all[k::consumers], batch_size, barrier, out))
+             for k in range(consumers)]
+    for proc in procs:
+        proc.start()
+    results = [out.get(timeout=1200) for _ in procs]
+    for proc in procs:
+        proc.join()
+        if proc.exitcode != 0:
+            raise RuntimeError(f"a stream consumer failed (exit code {proc.exitcode})")
+    span = max(r[1] for r in results) - min(r[0] for r in results)
+    return span, sum(r[2] for r in results), [b for r in results for b in r[3]]
+
+
+def stream_checks(sent: int, batch_ids: list[str], since: Any) -> dict[str, int]:
+    """No lost alerts, no duplicate candidates, no object with two targets (made within the match radius)."""
+    from astropy.coordinates import SkyCoord
+
+    from candidates.models import AlertBatch, Candidate, TargetSky
+    from candidates.services.ingest import match_radius_arcsec
+
+    candidates = Candidate.objects.filter(batch__in=AlertBatch.objects.filter(pk__in=batch_ids))
+    stored = candidates.count()
+    distinct = candidates.values("broker", "alert_id").distinct().count()
+    rejected = sum(AlertBatch.objects.filter(pk__in=batch_ids).values_list("n_rejected", flat=True))
+    new = np.array(list(TargetSky.objects.filter(target__created__gte=since).values_list("ra", "dec")), float).reshape(-1, 2)
+    twins = 0
+    if len(new) > 1:
+        coords = SkyCoord(new[:, 0], new[:, 1], unit="deg")
+        i, j, _, _ = coords.search_around_sky(coords, match_radius_arcsec() * u.arcsec)
+        twins = int((i < j).sum())
+    return {"sent": sent, "stored": stored, "lost": sent - stored - rejected, "duplicate candidates": stored - distinct,
+            "targets made": len(new), "targets within the match radius of another new one": twins}
+
+
+def backend_cpu_s() -> float:
+    """CPU seconds (user + system) of this connection's PostgreSQL backend, from /proc (same machine)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def in_process_cost(records: list[dict[str, Any]], chunk: int, profile: bool = False) -> dict[str, float]:
+    """The ingest service on parsed packets in this process: us per alert (wall, Python CPU, PostgreSQL CPU).
+
+    With ``profile``, cProfile runs over the ingest calls and the top functions by own time are printed.
+    """
+    import cProfile
+    import pstats
+
+    from django.utils import timezone
+
+    from candidates.packets import parse_alert_batch
+    from candidates.services import alerts_ingest
+
+    alerts = parse_alert_batch(body=container(records), content_type="application/avro").alerts
+    wall = cpu = pg = 0.0
+    profiler = cProfile.Profile() if profile else None
+    for start in range(0, len(alerts), chunk):
+        part = alerts[start : start + chunk]
+        pg0, cpu0, t0 = backend_cpu_s(), time.process_time(), time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
+        alerts_ingest(alerts=part, received_at=timezone.now(), chunk_size=chunk)
+        if profiler is not None:
+            profiler.disable()
+        wall += time.perf_counter() - t0
+        cpu += time.process_time() - cpu0
+        pg += backend_cpu_s() - pg0
+    if profiler is not None:
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+    n = len(alerts)
+    return {"wall": 1e6 * wall / n, "python": 1e6 * cpu / n, "postgres": 1e6 * pg / n}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--alerts", type=int, default=LSST_VISIT_ALERTS)
@@ -292,6 +404,10 @@ def main() -> int:
     parser.add_argument("--filters", type=int, default=100)
     parser.add_argument("--regions", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--consumers", type=int, default=2, help="stream consumer processes at once")
+    parser.add_argument("--in-process", type=int, default=2000, help="alerts ingested in this process, timed (0: skip)")
+    parser.add_argument("--chunk", type=int, default=1000, help="alerts per chunk in the in-process measure")
+    parser.add_argument("--profile", action="store_true", help="cProfile the in-process measure (to stderr)")
     parser.add_argument("--baseline", type=int, default=500, help="alerts through TOM's path (0: skip)")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
@@ -359,19 +475,18 @@ def main() -> int:
         push_span, push_p50, push_p99, stored, matches, rejected = latencies(ids)
         push_rate = stored / push_span
 
-        # --- stream: the same burst as Kafka messages through the consumer (in this process)
-        from candidates.stream import AlertStreamConsumer, StreamMessage
+        # --- stream: the same burst as Kafka messages through --consumers consumer processes at once
+        from django.utils import timezone
 
         stream_records = make_records(args.alerts, start_id=5_000_000_000, known=known, rng=rng)
-        messages = [StreamMessage(payload=f) for f in frames(stream_records)]
-        consumer = AlertStreamConsumer(batch_size=args.batch_size, max_wait=5.0)
-        t0 = time.perf_counter()
-        for message in tqdm(messages, desc="stream messages", unit="msg"):
-            consumer.add(message)
-        consumer.flush()
-        stream_s = time.perf_counter() - t0
-        s_span, s_p50, s_p99, s_stored, s_matches, _ = latencies(consumer.stats.batch_ids)
+        since = timezone.now()
+        stream_s, stream_cpu, stream_ids = stream_parallel(frames(stream_records), args.consumers, args.batch_size, url)
+        s_span, s_p50, s_p99, s_stored, s_matches, _ = latencies(stream_ids)
         stream_rate = s_stored / stream_s
+        checks = stream_checks(args.alerts, stream_ids, since)
+
+        cost = in_process_cost(make_records(args.in_process, start_id=7_000_000_000, known=known, rng=rng),
+                               args.chunk, args.profile) if args.in_process else {}
 
         baseline = tom_baseline(make_records(args.baseline, start_id=8_000_000_000, known=[], rng=rng)) \
             if args.baseline else float("nan")
@@ -392,12 +507,19 @@ def main() -> int:
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     print(f"| push endpoint + Celery ({args.concurrency} workers) | {stored:,} | {matches:,} | {push_rate:,.0f} | "
           f"{push_p50:.2f} s | {push_p99:.2f} s |")
-    print(f"| stream consumer (1 process) | {s_stored:,} | {s_matches:,} | {stream_rate:,.0f} | {s_p50:.2f} s | "
-          f"{s_p99:.2f} s |")
+    print(f"| stream ({args.consumers} consumer processes) | {s_stored:,} | {s_matches:,} | {stream_rate:,.0f} | "
+          f"{s_p50:.2f} s | {s_p99:.2f} s |")
     print(f"| TOM to_target + ReducedDatum (baseline, {args.baseline} alerts) | | | {baseline:,.0f} | | |")
     print()
     print(f"push: {len(bodies)} requests accepted in {pushed_s:.2f} s (median {np.median(accept_s) * 1000:.0f} ms "
           f"per {args.batch_size}-alert request); rejected alerts: {rejected}")
+    print(f"stream consumers' CPU: {1e6 * stream_cpu / max(s_stored, 1):,.0f} us per alert (parse + ingest, "
+          f"all {args.consumers} processes)")
+    print("stream checks: " + ", ".join(f"{k} {v:,}" for k, v in checks.items()))
+    if cost:
+        print(f"in process ({args.in_process:,} alerts, chunks of {args.chunk:,}): {cost['wall']:,.0f} us wall, "
+              f"{cost['python']:,.0f} us Python CPU, {cost['postgres']:,.0f} us PostgreSQL CPU per alert "
+              f"({1e6 / cost['wall']:,.0f} alerts/s in one process)")
     print(f"ratio to TOM's path measured here: push {push_rate / baseline:.0f}x, stream {stream_rate / baseline:.0f}x")
     print(f"ratio to TOM's 181 alerts/s (brief): push {push_rate / TOM_TO_TARGET_RATE:.0f}x, "
           f"stream {stream_rate / TOM_TO_TARGET_RATE:.0f}x")
@@ -405,7 +527,7 @@ def main() -> int:
           f"(10 M a night over 10 h is {night_rate:.0f}/s): push is {push_rate / needed:.1f}x that, "
           f"stream {stream_rate / needed:.1f}x; a visit's burst is done in {push_span:.1f} s (push) / "
           f"{stream_s:.1f} s (stream)")
-    return 0
+    return 1 if checks["lost"] or checks["duplicate candidates"] or checks["targets within the match radius of another new one"] else 0
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@ and notification apps.
   row lock, so a request made in the same database is made exactly once.
 * ``BATON_CANDIDATES_MATCH_HOOK``: ``hook(*, match_ids)`` is told about new matches (for
   notification rules), from a Celery task after the matches commit.
+* ``BATON_CANDIDATES_FIRED_HOOK``: ``hook(*, event, request, **payload)`` (the scheduler's notify
+  hook signature, e.g. ``notifications.adapters.scheduling_notify``) is told ``trigger.fired``
+  with the request a firing made, after the firing commits.
 """
 
 from __future__ import annotations
@@ -26,21 +29,41 @@ def _path(name: str) -> str:
     return str(getattr(settings, name, "") or "")
 
 
-def trigger_fired(*, firing: Any) -> None:
+def trigger_fired(*, firing: Any) -> Any:
     """Make the firing's observing request, or record the firing when no factory is configured.
 
     Sets ``firing.status`` (``requested`` or ``recorded``) and ``firing.request_ref``; the
-    caller saves. A factory's exception propagates (the caller records it as ``failed``).
+    caller saves. Returns the request the factory made (None without a factory). A factory's
+    exception propagates (the caller records it as ``failed``).
     """
     from candidates.models import FiringStatus
 
     path = _path("BATON_TRIGGER_REQUEST_FACTORY")
     if not path:
         firing.status = FiringStatus.RECORDED
-        return
+        return None
     request = import_string(path)(firing=firing)
     firing.request_ref = str(getattr(request, "pk", request) if request is not None else "")[:100]
     firing.status = FiringStatus.REQUESTED
+    return request
+
+
+def trigger_announce(*, firing: Any, request: Any) -> None:
+    """Tell ``BATON_CANDIDATES_FIRED_HOOK`` that ``firing``'s rule made ``request`` (neutral: nothing).
+
+    The event is ``trigger.fired``, to the request's team (the rule's); the payload names the rule,
+    the firing and the alert, so the notification's default dedupe key is once per firing.
+    """
+    path = _path("BATON_CANDIDATES_FIRED_HOOK")
+    if not path or request is None:
+        return
+    candidate = firing.candidate
+    import_string(path)(
+        event="trigger.fired", request=request, firing_id=firing.pk, rule_id=firing.rule_id,
+        rule_name=firing.rule.name, rule_kind=firing.rule.kind,
+        alert_id=candidate.alert_id if candidate is not None else "",
+        broker=candidate.broker if candidate is not None else "",
+    )
 
 
 def matches_recorded(*, match_ids: list[int]) -> None:

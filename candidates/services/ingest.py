@@ -3,20 +3,30 @@
 :func:`alerts_ingest` is the one way alerts enter the database, whatever door they came in by
 (push, poll, stream). It works on chunks of alerts, one transaction each, with set-based SQL:
 
-1. advisory locks on the coarse HEALPix pixels (order 6) around the chunk's alerts, so two
-   workers never both make a target for the same new object;
-2. drop alerts already stored (unique broker + alert id: replays add nothing);
+0. before any lock: features, the packets' JSON (the chunk's largest Python work), the ids the
+   ownership rows need;
+1. drop alerts already stored (unique broker + alert id: replays add nothing);
+2. advisory locks on the coarse HEALPix pixels (order 6) around the chunk's alerts, so two
+   workers never both make a target for the same new object (held to the commit: parallel
+   workers in one field queue here, so as little as possible happens under them);
 3. cone-match each alert to the nearest ``TargetSky`` row within the match radius, through the
    btree on the order-13 pixel of the alert and its 8 neighbours (cost flat in the number of
    targets); alerts of the chunk with no target are grouped by the same radius and each group
    becomes one new TOM target;
 4. insert candidates, light-curve points (own and history, once per broker + source id) and
-   TOM ``PhotometryReducedDatum`` rows;
+   TOM ``PhotometryReducedDatum`` rows, in the same statement owned as public survey data
+   (``policies.DataOwnership`` with no team, as ``data_record_ownership(team=None)`` records) and
+   granted to TOM's ``Public`` group (one guardian row per datum, as
+   ``policies.grants.survey_data_grants_sync`` grants), so TOM's own light-curve plot shows them
+   to whoever may see the target;
 5. evaluate every active filter (numpy over the chunk) and watch region (HEALPix cells,
    searched in memory), write each candidate's ledger row (the snapshot of active filter and
    region versions, each filter's first failing clause, the regions it fell in: see
-   :mod:`candidates.ledger`), record matches with the version that matched, let the matched
-   teams and owners see the target (django-guardian, as TOM does), and fire trigger rules.
+   :mod:`candidates.ledger`), record matches with the version that matched, record the matched
+   Baton teams' interest in the target (``policies.TargetInterest``, with ``change_target`` and
+   ``view_target`` for the groups its requests rule shows it to at once, as
+   ``target_interests_record`` does), let the matched teams and owners see the target
+   (django-guardian, as TOM does), and fire trigger rules.
 """
 
 from __future__ import annotations
@@ -122,22 +132,16 @@ def _ingest_chunk(alerts: Sequence[AlertIn], *, received_at: datetime, batch_id:
     dec = np.fromiter((a.dec for a in alerts), float, len(alerts))
     pixels = hpx_index(ra, dec, HPX_ORDER)
     neighbourhood = hpx_neighbourhood(pixels, HPX_ORDER)
+    features = _features(alerts, ra, dec)
+    packets = _packet_columns(alerts)
+    survey = _survey_grant()
 
     with connection.cursor() as cursor:
         # Commit without waiting for the WAL flush: a crash can lose only the last chunks, and then
         # atomically, while their batch is still unfinished (its status is written later, with a
         # synchronous commit that flushes these too), so the reconciler processes it again.
-        cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        # Big literal arrays make the planner's costs high enough to JIT-compile every statement,
-        # which costs more than the statements themselves.
-        cursor.execute("SET LOCAL jit TO OFF")
-        coarse = np.unique(neighbourhood[neighbourhood >= 0] >> (2 * (HPX_ORDER - LOCK_ORDER)))
         cursor.execute(
-            "SELECT count(pg_advisory_xact_lock(%s, k)) FROM (SELECT unnest(%s::int[]) AS k ORDER BY 1) AS s",
-            [LOCK_NAMESPACE, coarse.tolist()],
-        )
-
-        cursor.execute(
+            "SET LOCAL synchronous_commit TO OFF; SET LOCAL jit TO OFF; "
             "SELECT q.i FROM unnest(%s::text[], %s::text[], %s::int[]) AS q(b, a, i) WHERE EXISTS "
             "(SELECT 1 FROM candidates_candidate c WHERE c.broker = q.b AND c.alert_id = q.a OFFSET 0)",
             [[a.broker for a in alerts], [a.alert_id for a in alerts], list(range(len(alerts)))],
@@ -147,17 +151,27 @@ def _ingest_chunk(alerts: Sequence[AlertIn], *, received_at: datetime, batch_id:
         result.duplicate = len(seen)
         if keep.size == 0:
             return result
-        alerts = [alerts[i] for i in keep]
-        ra, dec, pixels, neighbourhood = ra[keep], dec[keep], pixels[keep], neighbourhood[keep]
+        if seen:
+            alerts = [alerts[i] for i in keep]
+            ra, dec, pixels, neighbourhood = ra[keep], dec[keep], pixels[keep], neighbourhood[keep]
+            features = _subset(features, keep)
+            packets = ([packets[0][i] for i in keep], [packets[1][i] for i in keep])
+        # The sky locks come after the duplicate check (a racing writer of the same alert is caught by the
+        # candidates' unique key): only what must be serialised (cone match to commit) is.
+        coarse = np.unique(neighbourhood[neighbourhood >= 0] >> (2 * (HPX_ORDER - LOCK_ORDER)))
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(%s, k)) FROM (SELECT unnest(%s::int[]) AS k ORDER BY 1) AS s",
+            [LOCK_NAMESPACE, coarse.tolist()],
+        )
 
         target_ids, separations = _cone_match(cursor, ra, dec, neighbourhood)
         unmatched = np.flatnonzero(target_ids < 0)
         if unmatched.size:
             result.new_targets = _make_targets(cursor, alerts, ra, dec, pixels, unmatched, target_ids, separations, now)
 
-        features = _features(alerts, ra, dec)
         candidate_ids = _insert_candidates(
-            cursor, alerts, target_ids, separations, features, received_at=received_at, batch_id=batch_id, now=now
+            cursor, alerts, target_ids, separations, features, packets, received_at=received_at, batch_id=batch_id,
+            now=now,
         )
         inserted = np.flatnonzero(candidate_ids >= 0)
         result.duplicate += len(alerts) - inserted.size  # a racing writer got there first
@@ -165,7 +179,7 @@ def _ingest_chunk(alerts: Sequence[AlertIn], *, received_at: datetime, batch_id:
         result.candidate_ids = [int(candidate_ids[i]) for i in inserted]
         if inserted.size == 0:
             return result
-        result.points = _insert_points(cursor, [alerts[i] for i in inserted], target_ids[inserted])
+        result.points = _insert_points(cursor, [alerts[i] for i in inserted], target_ids[inserted], survey, now)
         cursor.execute(
             "UPDATE tom_targets_basetarget SET modified = %s WHERE id = ANY(%s)",
             [now, sorted({int(t) for t in target_ids[inserted]})],
@@ -181,6 +195,7 @@ def _ingest_chunk(alerts: Sequence[AlertIn], *, received_at: datetime, batch_id:
             rows = _insert_matches(cursor, matches, candidate_ids[inserted], target_ids[inserted], now)
             result.matches = len(rows)
             result.match_ids = [row["id"] for row in rows]
+            _record_interest(cursor, rows, now)
             _grant_view(cursor, rows)
             result.firing_ids = _fire_rules(cursor, rows, now)
     if result.match_ids:
@@ -243,25 +258,47 @@ def _make_targets(
     separations: np.ndarray,
     now: datetime,
 ) -> int:
-    """Group unmatched alerts by the match radius, make one target per group; fills target_ids."""
+    """Group unmatched alerts by the match radius, make one target per group; fills target_ids.
+
+    In chunk order, an alert joins the nearest earlier group head within the radius, or heads a new
+    group. Pairs closer than the radius are found with numpy (same or neighbouring order-13 pixel, which
+    is wider than the radius); only alerts with such a pair are walked in Python, one by one.
+    """
     radius = match_radius_arcsec()
-    groups: list[list[int]] = []  # alert indices; the first alert's position is the target's
-    by_pixel: dict[int, list[int]] = {}  # pixel -> group numbers founded there
-    neighbours = hpx_neighbourhood(pixels[unmatched], HPX_ORDER)
-    for row, i in enumerate(unmatched):
-        best, best_sep = -1, math.inf
-        for pixel in neighbours[row]:
-            for g in by_pixel.get(int(pixel), ()):
-                head = groups[g][0]
-                sep = float(separation_arcsec(ra[i], dec[i], ra[head], dec[head]))
-                if sep <= radius and sep < best_sep:
-                    best, best_sep = g, sep
-        if best < 0:
-            by_pixel.setdefault(int(pixels[i]), []).append(len(groups))
-            groups.append([int(i)])
-        else:
-            groups[best].append(int(i))
-            separations[i] = best_sep
+    m = unmatched.size
+    own = pixels[unmatched]
+    order = np.argsort(own, kind="stable")
+    by_pixel = own[order]
+    probe = hpx_neighbourhood(own, HPX_ORDER).ravel()
+    row = np.repeat(np.arange(m), 9)
+    left = np.searchsorted(by_pixel, probe, "left")
+    counts = np.where(probe >= 0, np.searchsorted(by_pixel, probe, "right") - left, 0)
+    row = np.repeat(row, counts)
+    starts = np.repeat(left, counts)
+    offsets = np.arange(row.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    other = order[starts + offsets]
+    earlier = other < row
+    row, other = row[earlier], other[earlier]
+    i, j = unmatched[row], unmatched[other]
+    sep = separation_arcsec(ra[i], dec[i], ra[j], dec[j]) if row.size else np.zeros(0)
+    close = sep <= radius
+    row, other, sep = row[close], other[close], sep[close]
+
+    head = np.arange(m)  # each unmatched alert's group head (a row number)
+    if row.size:
+        by_row = np.lexsort((other, sep, row))  # per alert: nearest first, ties to the earliest head
+        row, other, sep = row[by_row], other[by_row], sep[by_row]
+        for r, o, d in zip(row.tolist(), other.tolist(), sep.tolist(), strict=True):
+            if head[r] != r or head[o] != o:
+                continue  # r already joined a nearer head, or o is not a head
+            head[r] = o
+            separations[unmatched[r]] = d
+    heads = np.flatnonzero(head == np.arange(m))
+    groups: list[list[int]] = [[] for _ in heads]
+    number = np.full(m, -1, dtype=np.int64)
+    number[heads] = np.arange(heads.size)
+    for r, h in enumerate(head.tolist()):
+        groups[int(number[h])].append(int(unmatched[r]))
 
     names = [_target_name(alerts[g[0]]) for g in groups]
     taken: set[str] = set()
@@ -372,12 +409,33 @@ def _subset(features: AlertFeatures, rows: np.ndarray) -> AlertFeatures:
 
 
 def _without_nulls(value: Any) -> Any:
-    """The packet without its null fields (they say nothing the schema does not; ~4x smaller for Rubin)."""
-    if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
+    """The packet without its null fields (they say nothing the schema does not; ~4x smaller for Rubin).
+
+    Recurses only into containers (a call per scalar was a third of the chunk's Python time).
+    """
+    if type(value) is dict:
+        return {k: (_without_nulls(v) if type(v) is dict or type(v) is list else v)
+                for k, v in value.items() if v is not None}
+    if type(value) is list:
+        return [_without_nulls(v) if type(v) is dict or type(v) is list else v for v in value]
     return value
+
+
+_dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+
+
+def _packet_columns(alerts: Sequence[AlertIn]) -> tuple[list[str], list[str]]:
+    """Each alert's classifications and raw packet (without nulls) as JSON text, for the candidates' insert.
+
+    Made before the chunk takes its sky locks: it is the chunk's largest piece of Python work, and other
+    workers' chunks in the same field wait for those locks.
+    """
+    classifications = [
+        _dumps([{"classifier": c.classifier, "version": c.version, "class": c.label, "score": c.score}
+                for c in a.classifications]) if a.classifications else "[]"
+        for a in alerts
+    ]
+    return classifications, [_dumps(_without_nulls(a.raw)) for a in alerts]
 
 
 def _nan_to_none(values: np.ndarray) -> list[float | None]:
@@ -390,6 +448,7 @@ def _insert_candidates(
     target_ids: np.ndarray,
     separations: np.ndarray,
     features: AlertFeatures,
+    packets: tuple[list[str], list[str]],
     *,
     received_at: datetime,
     batch_id: Any,
@@ -425,24 +484,40 @@ def _insert_candidates(
             [a.mag_err for a in alerts],
             [a.flux for a in alerts],
             [a.flux_err for a in alerts],
-            [
-                json.dumps([{"classifier": c.classifier, "version": c.version, "class": c.label, "score": c.score}
-                            for c in a.classifications])
-                for a in alerts
-            ],
+            packets[0],
             _nan_to_none(features.numeric["rise_rate"]),
             features.numeric["galactic_latitude"].tolist(),
             separations.tolist(),
             [a.schema for a in alerts],
-            [json.dumps(_without_nulls(a.raw), allow_nan=False, separators=(",", ":")) for a in alerts],
+            packets[1],
         ],
     )
     by_key = {(b, a): pk for pk, b, a in cursor.fetchall()}
     return np.array([by_key.get((a.broker, a.alert_id), -1) for a in alerts], dtype=np.int64)
 
 
-def _insert_points(cursor: Any, alerts: Sequence[AlertIn], target_ids: np.ndarray) -> int:
-    """Every point (the alert's own and its history) once per broker and source id; returns new points."""
+@dataclass(frozen=True)
+class _SurveyGrant:
+    """The ids the public-survey ownership of a broker's photometry needs (looked up once per chunk)."""
+
+    content_type_id: int  # PhotometryReducedDatum's
+    public_group_id: int  # TOM's "Public" group: every user
+
+
+def _survey_grant() -> _SurveyGrant:
+    from tom_dataproducts.models import PhotometryReducedDatum
+
+    from policies.models import Audience
+    from policies.selectors import audience_group
+
+    content_type = ContentType.objects.get_for_model(PhotometryReducedDatum)  # cached by Django
+    return _SurveyGrant(content_type.pk, audience_group(audience=Audience.PUBLIC).pk)
+
+
+def _insert_points(cursor: Any, alerts: Sequence[AlertIn], target_ids: np.ndarray, survey: _SurveyGrant, now: datetime) -> int:
+    """Every point (the alert's own and its history) once per broker and source id, with TOM's datum
+    for those with a magnitude, owned as public survey data and granted to TOM's Public group;
+    returns new points."""
     rows: dict[tuple[str, str], tuple[Any, ...]] = {}
     for alert, target in zip(alerts, target_ids.tolist(), strict=True):
         rows.setdefault(
@@ -478,10 +553,27 @@ def _insert_points(cursor: Any, alerts: Sequence[AlertIn], target_ids: np.ndarra
                        'forced', forced), '', '', broker, broker || ':' || source_id, '', mag, mag_err, 'AB mag', band
             FROM new WHERE mag IS NOT NULL
             ON CONFLICT DO NOTHING
+            RETURNING id, target_id, timestamp
+        ), owned AS (
+            -- A broker's photometry is public survey data (policies.services.data_record_ownership with
+            -- team=None): shown with its target, to whoever may see the target.
+            INSERT INTO policies_dataownership (content_type_id, object_id, target_id, team_id, kind, acquired_at,
+                                                recorded_at)
+            SELECT %s, id, target_id, NULL, 'photometry', timestamp, %s FROM datums
+            ON CONFLICT DO NOTHING
+            RETURNING object_id
+        ), granted AS (
+            -- TOM's plot and tables ask guardian for view_photometryreduceddatum per datum: one row for
+            -- TOM's Public group (every user) is what policies.grants.survey_data_grants_sync makes.
+            INSERT INTO guardian_groupobjectpermission (group_id, permission_id, content_type_id, object_pk)
+            SELECT %s, (SELECT id FROM auth_permission WHERE content_type_id = %s
+                        AND codename = 'view_photometryreduceddatum'), %s, object_id::text FROM owned
+            ON CONFLICT DO NOTHING
         )
         SELECT count(*) FROM new
         """,
-        [[k[0] for k in keys], [k[1] for k in keys], *[list(c) for c in columns]],
+        [[k[0] for k in keys], [k[1] for k in keys], *[list(c) for c in columns], survey.content_type_id, now,
+         survey.public_group_id, survey.content_type_id, survey.content_type_id],
     )
     return int(cursor.fetchone()[0])
 
@@ -537,6 +629,7 @@ class _RegionIndex:
     region: np.ndarray  # the region of each cell
     info: dict[int, tuple[str, dict[str, Any], int, int | None, int | None]]  # id -> kind, spec, version, team, owner
     versions: list[tuple[int, int]] | None = None  # (region id, version), sorted: the ledger snapshot's part
+    cones: dict[int, tuple[float, float, float]] | None = None  # cone region id -> ra, dec, radius (deg)
 
 
 _region_cache: dict[str, _RegionIndex] = {}
@@ -590,13 +683,20 @@ def _evaluate_regions(features: AlertFeatures, ra: np.ndarray, dec: np.ndarray, 
     offsets = np.arange(rows.size) - np.repeat(np.cumsum(counts[found]) - counts[found], counts[found])
     regions = index.region[starts + offsets]
     pairs = np.unique(np.stack([rows, regions], axis=1), axis=0)
+    if index.cones is None:  # once per loaded index: each cone region's centre and radius (deg)
+        index.cones = {r: (spec["ra"], spec["dec"], spec["radius"]) for r, (kind, spec, *_) in index.info.items()
+                       if kind == "cone"}
+    cone = np.array([index.cones.get(r, (math.nan, math.nan, math.nan)) for r in pairs[:, 1].tolist()],
+                    dtype=float).reshape(-1, 3)
+    is_cone = ~np.isnan(cone[:, 2])
+    inside = np.ones(len(pairs), dtype=bool)
+    if is_cone.any():
+        rows_c = pairs[is_cone, 0]
+        sep = separation_arcsec(ra[rows_c], dec[rows_c], cone[is_cone, 0], cone[is_cone, 1]) / 3600.0
+        inside[is_cone] = sep <= cone[is_cone, 2]
     hits: list[_Hit] = []
-    for row, region_id in pairs.tolist():
-        kind, spec, version, team_id, owner_id = index.info[region_id]
-        if kind == "cone":
-            sep = float(separation_arcsec(ra[row], dec[row], spec["ra"], spec["dec"])) / 3600.0
-            if sep > spec["radius"]:
-                continue
+    for row, region_id in pairs[inside].tolist():
+        _, _, version, team_id, owner_id = index.info[region_id]
         hits.append(_Hit(row, team_id, owner_id, region_id=region_id, region_version=version))
     return hits
 
@@ -671,6 +771,53 @@ def _insert_matches(
     )
     names = ("id", "candidate_id", "target_id", "team_id", "owner_id", "filter_id", "region_id")
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _record_interest(cursor: Any, matches: list[dict[str, Any]], now: datetime) -> None:
+    """Matched Baton teams follow the target (``policies.TargetInterest``, source "filter"/"region"), as
+    :func:`policies.services.target_interests_record` records it, in one statement: the new interests, the
+    team's ``change_target``, and ``view_target`` for the other groups that see a team's target at once
+    (partners, an audience: recorded in ``PolicyTargetGrant``, so that a policy change can withdraw them)."""
+    from policies.services.ownership import interest_viewer_groups
+
+    pairs = sorted({(m["target_id"], m["team_id"], "filter" if m["filter_id"] else "region")
+                    for m in matches if m["team_id"]})
+    viewers = interest_viewer_groups(team_ids={p[1] for p in pairs})
+    pairs = [p for p in pairs if p[1] in viewers]
+    if not pairs:
+        return
+    content_type = ContentType.objects.get_for_model(Target)
+    # The team's own view_target is granted by _grant_view, as to any matched group, and never withdrawn
+    # while it follows the target: only partners' and audiences' grants are the projection's to record
+    # (a PolicyTargetGrant row and its foreign-key checks per match would cost ~15 us an alert).
+    audience = [(team, group) for team, groups in viewers.items() for group in groups if group != team]
+    cursor.execute(
+        """
+        WITH q AS (
+            SELECT DISTINCT ON (t, g) t, g, s FROM unnest(%s::bigint[], %s::int[], %s::text[]) AS q(t, g, s) ORDER BY t, g, s
+        ), new AS (
+            INSERT INTO policies_targetinterest (target_id, team_id, since, source)
+            SELECT t, g, %s, s FROM q ON CONFLICT DO NOTHING
+            RETURNING target_id, team_id
+        ), change AS (
+            INSERT INTO guardian_groupobjectpermission (group_id, permission_id, content_type_id, object_pk)
+            SELECT team_id, p.id, p.content_type_id, target_id::text FROM new
+            JOIN auth_permission p ON p.content_type_id = %s AND p.codename = 'change_target'
+            ON CONFLICT DO NOTHING
+        ), seen AS (
+            INSERT INTO guardian_groupobjectpermission (group_id, permission_id, content_type_id, object_pk)
+            SELECT a.g, p.id, p.content_type_id, new.target_id::text FROM new
+            JOIN auth_permission p ON p.content_type_id = %s AND p.codename = 'view_target'
+            JOIN unnest(%s::int[], %s::int[]) AS a(team, g) ON a.team = new.team_id
+            ON CONFLICT DO NOTHING
+            RETURNING object_pk, group_id
+        )
+        INSERT INTO policies_policytargetgrant (target_id, group_id)
+        SELECT object_pk::bigint, group_id FROM seen ON CONFLICT DO NOTHING
+        """,
+        [[p[0] for p in pairs], [p[1] for p in pairs], [p[2] for p in pairs], now, content_type.pk, content_type.pk,
+         [a[0] for a in audience], [a[1] for a in audience]],
+    )
 
 
 def _grant_view(cursor: Any, matches: list[dict[str, Any]]) -> None:

@@ -3,7 +3,8 @@
 A firing is unique per (rule, target) and per (rule, alert), so a rule asks for a target at
 most once and never twice for the same alert. The request itself is made by
 :func:`candidates.hooks.trigger_fired` (through ``BATON_TRIGGER_REQUEST_FACTORY``) in a Celery
-task enqueued when the firing commits.
+task enqueued when the firing commits; once that commits, the rule's team hears ``trigger.fired``
+(:func:`candidates.hooks.trigger_announce`, through ``BATON_CANDIDATES_FIRED_HOOK``).
 """
 
 from __future__ import annotations
@@ -180,12 +181,16 @@ def trigger_fire(*, firing_id: int) -> TriggerFiring | None:
         )
         if firing is None or firing.status != FiringStatus.PENDING:
             return firing
+        request = None
         try:
             with transaction.atomic():
-                hooks.trigger_fired(firing=firing)
+                request = hooks.trigger_fired(firing=firing)
         except Exception as exc:  # the factory is someone else's code: record, do not lose the firing
             logger.exception("trigger firing %s: the request factory failed", firing.pk)
             firing.status = FiringStatus.FAILED
             firing.error = f"{type(exc).__name__}: {exc}"[:2000]
         firing.save(update_fields=["status", "request_ref", "error"])
+        if firing.status == FiringStatus.REQUESTED and request is not None:
+            # After the commit: the notice names a request that exists for everyone who reads it.
+            transaction.on_commit(lambda: hooks.trigger_announce(firing=firing, request=request))
         return firing

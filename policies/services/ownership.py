@@ -194,6 +194,30 @@ def target_interests_record(*, pairs: Iterable[tuple[int, int]], source: str = "
     return len(wanted)
 
 
+def interest_viewer_groups(*, team_ids: Iterable[int], policies: dict[int, Any] | None = None) -> dict[int, list[int]]:
+    """For each team (group id) of ``team_ids`` that is a Baton team: the groups that see a target at once
+    when the team takes an interest in it (the team, its partners for requests, and the requests' release
+    audience when their proprietary period is zero).
+
+    The set-based form of what :func:`target_interests_record` projects, for a bulk writer (the candidate
+    ingest) that inserts the interests and the ``view_target`` grants in its own SQL; a later release
+    (a proprietary period ending) is left to :func:`data_release_due`, as for any interest.
+    """
+    policies = policies if policies is not None else policies_in_force()
+    audiences = {a.value: audience_group(audience=a).pk for a in (Audience.NETWORK, Audience.PUBLIC)}
+    groups: dict[int, list[int]] = {}
+    for team_id in sorted(set(team_ids)):
+        policy = policies.get(team_id)
+        if policy is None:
+            continue
+        rule = policy.document.rule(DataKind.REQUESTS)
+        seen = {team_id, *policy.partners(DataKind.REQUESTS)}
+        if rule.release_to != Audience.NONE and rule.proprietary <= timedelta(0):
+            seen.add(audiences[rule.release_to])
+        groups[team_id] = sorted(seen)
+    return groups
+
+
 def data_release_due(*, now: datetime | None = None) -> dict[str, dict[str, int]]:
     """Release what has left its proprietary period by ``now`` (the ``policies.data_release_due`` beat task).
 

@@ -428,6 +428,8 @@ BATON_TRIGGER_REQUEST_FACTORY = env.str(
 BATON_CANDIDATES_MATCH_HOOK = env.str(
     "BATON_CANDIDATES_MATCH_HOOK", default="notifications.adapters.candidates_matches_notify"
 )
+# Dotted path of hook(*, event, request, **payload) told "trigger.fired" when a rule made a request; empty: none.
+BATON_CANDIDATES_FIRED_HOOK = env.str("BATON_CANDIDATES_FIRED_HOOK", default="notifications.adapters.scheduling_notify")
 # TOM broker classes polled by saved queries (ALeRCE as TOM ships it; add tom-* plugins here).
 TOM_ALERT_CLASSES = [
     "tom_alerts.brokers.alerce.ALeRCEBroker",
