@@ -8,6 +8,10 @@ datum almost everywhere. Three places do not, and are covered here:
   :func:`policies.access.reduced_data_visible_to`;
 * the ``reduceddatum_sparkline`` tag likewise (unused by TOM's templates, but a
   template could use it): it now sees only visible data;
+* the photometry table, the photometry plot and the spectroscopy plot ask guardian
+  (``get_objects_for_user``) for per-datum view permissions: in TOM's template library that
+  call now answers reduced-datum view permissions through the door, so those tags show exactly
+  what the door allows (public survey data with its target, with no per-datum grant rows);
 * the ``/api/reduceddatums/`` list returns every row of every type when
   ``TARGET_PERMISSIONS_ONLY`` is off, and lets anyone delete any row:
   :class:`PolicyReducedDatumViewSet` answers on the same paths (``policies.urls``
@@ -75,6 +79,18 @@ def patch_tom_template_tags() -> None:
 
     register.inclusion_tag("tom_dataproducts/partials/reduceddatum_sparkline.html", takes_context=True,
                            name="reduceddatum_sparkline")(reduceddatum_sparkline)
+    if getattr(tom_tags.get_objects_for_user, "through_the_door", False):
+        return
+    guardian_objects_for_user = tom_tags.get_objects_for_user
+
+    def get_objects_for_user(user: Any, perms: Any, klass: Any = None, *args: Any, **kwargs: Any) -> Any:
+        model = getattr(klass, "model", klass)
+        if model in REDUCED_DATUM_MODELS and perms == f"{model._meta.app_label}.view_{model._meta.model_name}":
+            return reduced_data_visible_to(user=user, model=model, queryset=klass if klass is not model else None)
+        return guardian_objects_for_user(user, perms, klass, *args, **kwargs)
+
+    get_objects_for_user.through_the_door = True  # type: ignore[attr-defined]
+    tom_tags.get_objects_for_user = get_objects_for_user
 
 
 def datum_deletable_by(*, user: Any, datum: Any) -> bool:

@@ -15,10 +15,9 @@
    becomes one new TOM target;
 4. insert candidates, light-curve points (own and history, once per broker + source id) and
    TOM ``PhotometryReducedDatum`` rows, in the same statement owned as public survey data
-   (``policies.DataOwnership`` with no team, as ``data_record_ownership(team=None)`` records) and
-   granted to TOM's ``Public`` group (one guardian row per datum, as
-   ``policies.grants.survey_data_grants_sync`` grants), so TOM's own light-curve plot shows them
-   to whoever may see the target;
+   (``policies.DataOwnership`` with no team, as ``data_record_ownership(team=None)`` records), so
+   TOM's own light-curve plot, which reads through the policies' door (``policies.tom_overrides``),
+   shows them to whoever may see the target, with no per-datum permission row;
 5. evaluate every active filter (numpy over the chunk) and watch region (HEALPix cells,
    searched in memory), write each candidate's ledger row (the snapshot of active filter and
    region versions, each filter's first failing clause, the regions it fell in: see
@@ -501,22 +500,18 @@ class _SurveyGrant:
     """The ids the public-survey ownership of a broker's photometry needs (looked up once per chunk)."""
 
     content_type_id: int  # PhotometryReducedDatum's
-    public_group_id: int  # TOM's "Public" group: every user
 
 
 def _survey_grant() -> _SurveyGrant:
     from tom_dataproducts.models import PhotometryReducedDatum
 
-    from policies.models import Audience
-    from policies.selectors import audience_group
-
     content_type = ContentType.objects.get_for_model(PhotometryReducedDatum)  # cached by Django
-    return _SurveyGrant(content_type.pk, audience_group(audience=Audience.PUBLIC).pk)
+    return _SurveyGrant(content_type.pk)
 
 
 def _insert_points(cursor: Any, alerts: Sequence[AlertIn], target_ids: np.ndarray, survey: _SurveyGrant, now: datetime) -> int:
     """Every point (the alert's own and its history) once per broker and source id, with TOM's datum
-    for those with a magnitude, owned as public survey data and granted to TOM's Public group;
+    for those with a magnitude, owned as public survey data (shown with the target through the door);
     returns new points."""
     rows: dict[tuple[str, str], tuple[Any, ...]] = {}
     for alert, target in zip(alerts, target_ids.tolist(), strict=True):
@@ -562,18 +557,12 @@ def _insert_points(cursor: Any, alerts: Sequence[AlertIn], target_ids: np.ndarra
             SELECT %s, id, target_id, NULL, 'photometry', timestamp, %s FROM datums
             ON CONFLICT DO NOTHING
             RETURNING object_id
-        ), granted AS (
-            -- TOM's plot and tables ask guardian for view_photometryreduceddatum per datum: one row for
-            -- TOM's Public group (every user) is what policies.grants.survey_data_grants_sync makes.
-            INSERT INTO guardian_groupobjectpermission (group_id, permission_id, content_type_id, object_pk)
-            SELECT %s, (SELECT id FROM auth_permission WHERE content_type_id = %s
-                        AND codename = 'view_photometryreduceddatum'), %s, object_id::text FROM owned
-            ON CONFLICT DO NOTHING
         )
+        -- No per-datum permission row: TOM's photometry tags read through the policies' door
+        -- (policies.tom_overrides), which shows public survey data with its target.
         SELECT count(*) FROM new
         """,
-        [[k[0] for k in keys], [k[1] for k in keys], *[list(c) for c in columns], survey.content_type_id, now,
-         survey.public_group_id, survey.content_type_id, survey.content_type_id],
+        [[k[0] for k in keys], [k[1] for k in keys], *[list(c) for c in columns], survey.content_type_id, now],
     )
     return int(cursor.fetchone()[0])
 
