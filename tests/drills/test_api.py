@@ -121,7 +121,7 @@ def test_a_drill_never_reaches_a_real_facility(team: Any) -> None:
     from observatories.network import network_load
 
     network_load()
-    real = Facility.objects.filter(code="lsc-1m0-a").first()
+    real = Facility.objects.get(code="lsc-1m0-a")
     real.simulated = False
     real.api_url = "http://127.0.0.1:9/"
     real.save()
@@ -159,7 +159,7 @@ def test_a_drill_schema_holds_only_the_team_and_the_simulated_network(team: Any,
 
             assert list(StreamFilter.objects.values_list("name", flat=True)) == ["mine"]
             made = StreamFilter.objects.create(name="drill-only", team=team)
-            assert made.pk > StreamFilter.objects.exclude(pk=made.pk).order_by("-pk").first().pk
+            assert made.pk > StreamFilter.objects.exclude(pk=made.pk).order_by("-pk").values_list("pk", flat=True)[0]
         from candidates.models import StreamFilter
 
         assert not StreamFilter.objects.filter(name="drill-only").exists()

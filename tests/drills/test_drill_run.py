@@ -124,7 +124,8 @@ def test_a_whole_drill(network: Any, drill_team: Any, user: Any, api_client: Any
 
 def test_the_same_seed_gives_the_same_drill(network: Any, drill_team: Any, user: Any, api_client: Any,
                                             notifications_worker: Any) -> None:
-    scenario = {**SCENARIO, "duration_hours": 8, "faults": SCENARIO["faults"][:2]}
+    faults: list = SCENARIO["faults"]  # type: ignore[assignment]
+    scenario = {**SCENARIO, "duration_hours": 8, "faults": faults[:2]}
     first = drill_create(team=drill_team, user=user, name="twice", scenario=scenario, seed=11)
     first = wait_for_drill(first.pk)
     assert first.state == DrillState.COMPLETED, first.error
