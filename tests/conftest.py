@@ -99,6 +99,38 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[Worker
     worker.stop()
 
 
+@pytest.fixture(autouse=True)
+def worker_quiet_after_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that used the worker, and before the database is flushed: nothing of it runs on.
+
+    Its waiting tasks are purged, those the worker holds (prefetched or scheduled) are revoked, and
+    the task running is waited for, so no task of one test truncates into (or deadlocks with) the
+    next test's flush, or runs on the next test's rows.
+    """
+    if "celery_worker_process" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")  # set up first, so its flush comes after this teardown
+    worker: WorkerProcess = request.getfixturevalue("celery_worker_process")
+    yield
+    from tomsite.celery import app
+
+    app.control.purge()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if worker.proc is None or worker.proc.poll() is not None:
+            return
+        inspect = app.control.inspect(destination=[worker.node], timeout=1.0)
+        held = [t for tasks in (inspect.reserved() or {}).values() for t in tasks]
+        held += [t.get("request", t) for tasks in (inspect.scheduled() or {}).values() for t in tasks]
+        for task in held:
+            app.control.revoke(task["id"], destination=[worker.node])
+        active = [t for tasks in (inspect.active() or {}).values() for t in tasks]
+        if not active and not held:
+            return
+        time.sleep(0.2)
+
+
 @pytest.fixture
 def user(django_user_model):
     return django_user_model.objects.create_user(username="alice", password="correct horse battery")
