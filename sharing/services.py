@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,6 +36,7 @@ from policies.models import Audience, DataOwnership, PolicyDecision, Team
 from policies.selectors import policies_in_force, team_is_admin
 from policies.services import PolicyForbidden, PolicyInvalid, decision_record
 from tomsite import sandbox
+from tomsite.outbox import DeliveryOutcome, exponential_backoff
 
 from . import conf
 from .clients import PermanentShareError, TransientShareError, client_for
@@ -109,19 +109,10 @@ def _named_by_policy(*, team: Team, name: str) -> bool:
 # --- the outbox ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DeliveryOutcome:
-    """What one delivery did: ``sent``, ``retry`` (in ``retry_in`` s), ``failed``, ``withheld`` or ``skipped``."""
-
-    status: str
-    retry_in: float | None = None
-    error: str = ""
-
-
 def backoff_s(attempts: int) -> float:
     """Seconds before attempt ``attempts + 1``: RETRY_BACKOFF_S doubling per attempt, capped."""
-    base, cap = float(conf.setting("RETRY_BACKOFF_S")), float(conf.setting("RETRY_BACKOFF_MAX_S"))
-    return min(cap, base * 2 ** max(0, attempts - 1))
+    return exponential_backoff(attempts, base_s=float(conf.setting("RETRY_BACKOFF_S")),
+                               cap_s=float(conf.setting("RETRY_BACKOFF_MAX_S")))
 
 
 def _enqueue(ids: Iterable[int]) -> None:

@@ -23,11 +23,12 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
+
+from tomsite.outbox import DeliveryOutcome, exponential_backoff
 
 from .. import conf
 from ..channels import PermanentDeliveryError, TransientDeliveryError, channel_get
@@ -38,19 +39,10 @@ from .notify import open_digest_for
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class DeliveryOutcome:
-    """What one delivery did: ``sent``, ``retry`` (in ``retry_in`` s), ``failed``, ``folded`` or ``skipped``."""
-
-    status: str
-    retry_in: float | None = None
-    error: str = ""
-
-
 def backoff_s(attempts: int) -> float:
     """Seconds before attempt ``attempts + 1``: RETRY_BACKOFF_S doubling per attempt, capped."""
-    base, cap = float(conf.setting("RETRY_BACKOFF_S")), float(conf.setting("RETRY_BACKOFF_MAX_S"))
-    return min(cap, base * 2 ** max(0, attempts - 1))
+    return exponential_backoff(attempts, base_s=float(conf.setting("RETRY_BACKOFF_S")),
+                               cap_s=float(conf.setting("RETRY_BACKOFF_MAX_S")))
 
 
 def _enqueue(ids: Iterable[int]) -> None:
