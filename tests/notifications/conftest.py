@@ -12,9 +12,7 @@ import email
 import email.policy
 import json
 import os
-import socket
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,24 +24,9 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from tests.support import free_port, wait_for  # noqa: F401 - wait_for is imported from here by the tests
+
 BOT_TOKEN = "xoxb-test-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "the condition") -> Any:
-    """Poll ``condition`` until it is truthy (for work done by another process); fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 # --- a real SMTP server ------------------------------------------------------------------------

@@ -4,9 +4,7 @@ and as Hermes (its submit_message API), two teams with admins, members and an ou
 from __future__ import annotations
 
 import json
-import socket
 import threading
-import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,27 +19,13 @@ from tom_dataproducts.models import PhotometryReducedDatum
 from tom_targets.models import Target
 
 from policies.services import policy_update, team_create, team_member_set
+from tests.support import free_port, wait_for  # noqa: F401 - wait_for is imported from here by the tests
 
 TOM_TOKEN = "partner-tom-token"
 HERMES_TOKEN = "hermes-api-key"
 PASSWORD = "a long test password 42"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "the condition") -> Any:
-    """Poll ``condition`` until it is truthy (work done by the worker process); fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @dataclass
