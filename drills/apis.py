@@ -58,53 +58,58 @@ class DrillListCreateApi(ListAPIView):
         return Response(DrillSerializer(drill).data, status=status.HTTP_201_CREATED)
 
 
+def _visible_drill(request: Request, pk: int) -> Drill:
+    drill = services.drills_visible_to(user=request.user).filter(pk=pk).first()
+    if drill is None:
+        raise NotFound("no such drill")
+    return drill
+
+
+# Each resource below is its own APIView: a sub-resource that subclassed the drill's view would
+# also answer the drill's GET and DELETE (DELETE /report/ removed the drill).
+
+
 class DrillDetailApi(APIView):
     """One drill; DELETE removes it and everything it made (team admins)."""
 
-    def _get(self, request: Request, pk: int) -> Drill:
-        drill = services.drills_visible_to(user=request.user).filter(pk=pk).first()
-        if drill is None:
-            raise NotFound("no such drill")
-        return drill
-
     @extend_schema(responses={200: DrillSerializer, **_NOT_FOUND}, tags=["drills"])
     def get(self, request: Request, pk: int) -> Response:
-        return Response(DrillSerializer(self._get(request, pk)).data)
+        return Response(DrillSerializer(_visible_drill(request, pk)).data)
 
     @extend_schema(responses={204: None, 403: _ERRORS[403], **_NOT_FOUND}, tags=["drills"])
     def delete(self, request: Request, pk: int) -> Response:
         try:
-            services.drill_remove(drill=self._get(request, pk), user=request.user)
+            services.drill_remove(drill=_visible_drill(request, pk), user=request.user)
         except services.DrillRefused as exc:
             raise PermissionDenied(str(exc)) from exc
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class DrillReportApi(DrillDetailApi):
+class DrillReportApi(APIView):
     """The drill's report as JSON (live while it runs; acknowledgements keep coming in after it ends)."""
 
     @extend_schema(responses={200: DrillReportSerializer, **_NOT_FOUND}, tags=["drills"])
     def get(self, request: Request, pk: int) -> Response:
-        drill = self._get(request, pk)
+        drill = _visible_drill(request, pk)
         report = services.drill_report(drill=drill) if drill.state != "scheduled" else {}
         if not report:
             raise NotFound("this drill has not started: no report yet")
         return Response(report)
 
 
-class DrillRerunApi(DrillDetailApi):
+class DrillRerunApi(APIView):
     """Run the drill again: same scenario, simulated start and seed, so the same result."""
 
     @extend_schema(request=None, responses={201: DrillSerializer, 403: _ERRORS[403], **_NOT_FOUND}, tags=["drills"])
     def post(self, request: Request, pk: int) -> Response:
         try:
-            drill = services.drill_rerun(drill=self._get(request, pk), user=request.user)
+            drill = services.drill_rerun(drill=_visible_drill(request, pk), user=request.user)
         except services.DrillRefused as exc:
             raise PermissionDenied(str(exc)) from exc
         return Response(DrillSerializer(drill).data, status=status.HTTP_201_CREATED)
 
 
-class DrillAckApi(DrillDetailApi):
+class DrillAckApi(APIView):
     """Acknowledge one of the drill's notifications (the report shows who did, and how fast)."""
 
     @extend_schema(request=DrillAckSerializer, responses={201: None, 400: _ERRORS[400], **_NOT_FOUND}, tags=["drills"])
@@ -112,8 +117,8 @@ class DrillAckApi(DrillDetailApi):
         serializer = DrillAckSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            services.drill_ack(drill=self._get(request, pk), notification_id=serializer.validated_data["notification_id"],
-                               user=request.user)
+            services.drill_ack(drill=_visible_drill(request, pk),
+                               notification_id=serializer.validated_data["notification_id"], user=request.user)
         except services.DrillRefused as exc:
             raise ValidationError({"notification_id": str(exc)}) from exc
         return Response(status=status.HTTP_201_CREATED)
