@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
 from observatories.adapters import PortalUnavailable
+from observatories.archive import ArchiveUnavailable
 
 from .models import Dispatch, DispatchState
+from .services import data as data_services
 from .services import dispatch as dispatch_services
 from .services import planning, reconcile
+
+logger = logging.getLogger(__name__)
 
 
 def _retrying(name: str):
@@ -38,6 +44,23 @@ def dispatch_poll_task(dispatch_id: int) -> None:
 @_retrying("scheduling.dispatch_cancel_remote")
 def dispatch_cancel_remote_task(dispatch_id: int) -> None:
     dispatch_services.dispatch_cancel_remote(dispatch_id=dispatch_id)
+
+
+@shared_task(bind=True, name="scheduling.dispatch_data_fetch", ignore_result=True, acks_late=True, max_retries=48)
+def dispatch_data_fetch_task(self, dispatch_id: int) -> int:
+    """Store a completed copy's frames and photometry from its facility's archive; returns how many new frames.
+
+    While the archive has not got every frame yet, or it or the portal is unreachable, retry with
+    exponential backoff (1 min doubling to 1 h) until a day after the copy completed
+    (``data.DATA_FETCH_GIVE_UP``), then give up with a warning. In a drill (eager) it does not wait.
+    """
+    try:
+        return data_services.dispatch_data_store(dispatch_id=dispatch_id)
+    except (data_services.ArchiveNotReady, ArchiveUnavailable, PortalUnavailable) as exc:
+        if self.request.is_eager or not data_services.dispatch_data_due(dispatch_id=dispatch_id):
+            logger.warning("dispatch %s: giving up on the archive's data: %s", dispatch_id, exc)
+            return getattr(exc, "stored", 0)
+        raise self.retry(exc=exc, countdown=min(3600, 60 * 2 ** self.request.retries)) from exc
 
 
 @shared_task(name="scheduling.dispatches_poll", ignore_result=True)

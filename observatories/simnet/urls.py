@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import archive, views
 
 app_name = "simnet"
 
@@ -21,4 +21,8 @@ urlpatterns = [
     path("api/downtime/clear/", views.downtime_clear, name="downtime-clear"),
     path("api/faults/", views.faults, name="faults"),
     path("api/faults/clear/", views.faults_clear, name="faults-clear"),
+    # The science archive (LCO's archive API: frames by request id, FITS downloads); see ``archive``.
+    path("archive/frames/", archive.frames, name="archive-frames"),
+    path("archive/frames/<int:pk>/", archive.frame_detail, name="archive-frame-detail"),
+    path("archive/frames/<int:pk>/download/", archive.frame_download, name="archive-frame-download"),
 ]
