@@ -333,3 +333,37 @@ def test_a_copy_that_did_not_complete_stores_nothing(sim: Sim, people: People) -
     assert dispatch_data_store(dispatch_id=dispatch.pk) == 0
     assert not DataProduct.objects.exists()
 
+
+
+def _fpacked(*, calibrated: bool) -> bytes:
+    """A frame as LCO's archive stores it (``.fits.fz``): an empty primary, the image in ``SCI``, the ``CAT`` table."""
+    import numpy as np
+
+    header = fits.Header({"DATE-OBS": "2026-06-16T02:00:00.000", "EXPTIME": 100.0, "FILTER": "gp", "PIXSCALE": 0.389,
+                          "L1SIGMA": 10.0, "L1FWHM": 2.0})
+    if calibrated:
+        header["L1ZP"], header["L1ZPERR"] = 23.5, 0.01
+    cat = fits.BinTableHDU.from_columns([
+        fits.Column(name="ra", format="D", array=np.array([BULGE["ra"] + 1.0 / 3600, BULGE["ra"] + 0.01])),
+        fits.Column(name="dec", format="D", array=np.array([BULGE["dec"], BULGE["dec"]])),
+        fits.Column(name="flux", format="D", array=np.array([10_000.0, 50_000.0])),
+        fits.Column(name="fluxerr", format="D", array=np.array([100.0, 200.0])),
+    ], name="CAT")
+    sci = fits.CompImageHDU(data=np.zeros((16, 16), dtype=np.float32), header=header, name="SCI")
+    buffer = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), sci, cat]).writeto(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.django_db(transaction=False)
+def test_frame_photometry_reads_an_fpacked_frame_and_needs_a_zeropoint() -> None:
+    content = _fpacked(calibrated=True)
+    point = frame_photometry(content, ra_deg=BULGE["ra"], dec_deg=BULGE["dec"])  # the source 0.86" away, not 31"
+    assert point is not None and (point.band, point.exposure_time, point.unit) == ("gp", 100.0, "AB mag")
+    assert point.mag == pytest.approx(-2.5 * math.log10(10_000.0 / 100.0) + 23.5)
+    assert point.mag_err == pytest.approx(math.hypot(1.0857362 * 0.01, 0.01), abs=1e-6)
+    assert point.time == datetime(2026, 6, 16, 2, 0, 50, tzinfo=point.time.tzinfo) and point.time.utcoffset() == timedelta(0)
+    assert frame_photometry(content, ra_deg=BULGE["ra"], dec_deg=BULGE["dec"], radius_arcsec=0.5) is None
+    uncalibrated = _fpacked(calibrated=False)  # (BANZAI calibrates the Sloan filters only)
+    assert frame_photometry(uncalibrated, ra_deg=BULGE["ra"], dec_deg=BULGE["dec"]) is None
+    assert frame_limit(uncalibrated) is None
