@@ -70,8 +70,8 @@ class Route:
         if cls is None:
             return {}
         actions = getattr(self.callback, "actions", None)
-        if actions:  # a viewset: only the actions it was routed with
-            return {method.upper(): action for method, action in actions.items()}
+        if actions:  # a viewset: only the actions it was routed with (DRF adds "head" once it has served a GET)
+            return {method.upper(): action for method, action in actions.items() if method.upper() in PROBED}
         return {m.upper(): m for m in cls.http_method_names if m.upper() in PROBED and hasattr(cls, m)}
 
 
