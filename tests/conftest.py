@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Celery worker process, users, API clients and a real browser."""
+"""Shared fixtures: a real Celery worker process, users, API clients and a real browser; and the
+Hypothesis profile every property-based test (schemathesis included) runs under."""
 
 from __future__ import annotations
 
@@ -13,12 +14,23 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("BATON_CHROMIUM", "/usr/bin/chromium")
+
+# Property-based tests draw the same examples on every run (derandomized, no example database), so a
+# red suite means a regression, never bad luck. BATON_EXPLORE=1 selects the exploratory profile: fresh
+# random examples on each run, failures kept in .hypothesis/ and replayed first the next time. Loaded
+# here, before any test module builds its @settings, so every test inherits the choice (pytest's
+# --hypothesis-profile still overrides it).
+EXPLORING = os.environ.get("BATON_EXPLORE", "") not in ("", "0")
+hypothesis.settings.register_profile("baton", derandomize=True, database=None, print_blob=True)
+hypothesis.settings.register_profile("baton-explore", derandomize=False, print_blob=True)
+hypothesis.settings.load_profile("baton-explore" if EXPLORING else "baton")
 
 
 def database_url_for_current_connection() -> str:
