@@ -251,7 +251,7 @@ class MatchListApi(ListAPIView):
         for key in ("team", "filter", "region", "target"):
             value = params.get(key)
             if value is not None:
-                if not value.isdigit():
+                if not (value.isascii() and value.isdigit()):
                     raise ValidationError({key: "must be an id"})
                 qs = qs.filter(**{f"{key}_id": int(value)})
         return qs

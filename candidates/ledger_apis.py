@@ -79,7 +79,8 @@ class _AnyAccept(BaseContentNegotiation):
 
 
 def _query(serializer_class: type, request: Request) -> dict[str, Any]:
-    data = serializer_class(data=request.query_params)
+    # A plain dict, not the QueryDict: DRF reads an empty optional "?end=" in a QueryDict as absent.
+    data = serializer_class(data=request.query_params.dict())
     data.is_valid(raise_exception=True)
     return dict(data.validated_data)
 

@@ -80,6 +80,8 @@ def _query(request: Request, name: str, *, choices: list[str] | None = None, pat
     if name not in request.query_params:
         return None
     value = request.query_params[name]
+    if not value.strip():
+        raise ValidationError({name: "must not be empty"})
     if integer:
         if not re.fullmatch(r"-?\d+", value):
             raise ValidationError({name: "an integer id"})
@@ -540,13 +542,18 @@ class PhotometryExportApi(APIView):
 
     renderer_classes = [JSONRenderer, PhotometryCSVRenderer]
 
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # Checked before DRF negotiates: it ignores an empty format and answers an unknown one 404.
+        if not force:  # force: rendering an error, after this refused
+            _query(request, "format", choices=["json", "csv"])
+        return super().perform_content_negotiation(request, force)
+
     @extend_schema(
         parameters=[OpenApiParameter("target", int, required=True)],
         responses={200: PhotometryPointSerializer(many=True), **{400: E400, **READ_ERRORS}},
         tags=["data"],
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        _query(request, "format", choices=["json", "csv"])  # DRF ignores an empty one; the schema does not allow it
         target_id = _query(request, "target", integer=True)
         if target_id is None:
             raise ValidationError({"target": "required"})

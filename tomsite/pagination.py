@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 
@@ -19,10 +21,10 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
         raw = request.query_params.get(name)
         if raw is None:
             return
-        try:
-            value = int(raw)
-        except (TypeError, ValueError):
-            raise ValidationError({name: f"must be a whole number, not {raw!r}"}) from None
+        # Digits only: int() would also take " 5", "+5", "5_0" and non-ASCII digits.
+        if not re.fullmatch(r"-?[0-9]+", raw):
+            raise ValidationError({name: f"must be a whole number, not {raw!r}"})
+        value = int(raw)
         if name == self.limit_query_param and not (1 <= value <= self.max_limit):
             raise ValidationError({name: f"must be between 1 and {self.max_limit}"})
         if value < 0:
