@@ -261,7 +261,7 @@ def _feed_alerts(drill: Drill, *, now: datetime, since: datetime | None) -> int:
 def _run_beat(*, now: datetime) -> None:
     """What the beat schedule does in real life, once, at the drill's now."""
     from notifications.services import outbox_due
-    from observatories.adapters import PortalUnavailable
+    from observatories.portal.client import PortalUnavailable
     from observatories.scheduling.models import Dispatch, DispatchState
     from observatories.scheduling.services.dispatch import dispatch_poll
     from observatories.scheduling.services.reconcile import scheduling_reconcile

@@ -16,8 +16,8 @@ def check_facilities(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """
     from django.core.exceptions import ImproperlyConfigured
 
-    from observatories.adapters import adapter_class
     from observatories.models import Facility
+    from observatories.portal.facility import adapter_class
 
     errors: list[Error] = []
     try:

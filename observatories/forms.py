@@ -39,6 +39,9 @@ class PortalObservationForm(BaseRoboticObservationForm):
     max_airmass = forms.FloatField(min_value=1.0, max_value=5.0, initial=2.0)
     min_lunar_distance = forms.FloatField(min_value=0.0, max_value=180.0, initial=30.0, help_text="degrees")
     ipp_value = forms.FloatField(min_value=0.5, max_value=2.0, initial=1.0, help_text="intra-proposal priority")
+    proposal = forms.CharField(
+        max_length=64, required=False, help_text="your proposal on that facility; blank: the facility's default proposal"
+    )
     idempotency_key = forms.CharField(max_length=50, widget=forms.HiddenInput())
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -67,6 +70,7 @@ class PortalObservationForm(BaseRoboticObservationForm):
                 Div("max_airmass", css_class="col"),
                 Div("min_lunar_distance", css_class="col"),
                 Div("ipp_value", css_class="col"),
+                Div("proposal", css_class="col"),
                 css_class="row",
             ),
             "idempotency_key",
@@ -94,7 +98,8 @@ class PortalObservationForm(BaseRoboticObservationForm):
         """Valid here and at the portal (as TOM's OCS forms do): a target never visible in the window is an error."""
         if not super().is_valid():
             return False
-        from observatories.adapters import PortalError, PortalFacility, PortalUnavailable
+        from observatories.portal.client import PortalError, PortalUnavailable
+        from observatories.portal.facility import PortalFacility
 
         try:
             errors = PortalFacility().validate_observation(self.observation_payload())
@@ -108,8 +113,8 @@ class PortalObservationForm(BaseRoboticObservationForm):
 
     def observation_payload(self) -> dict[str, Any]:
         """The facility code, the LCO-style request group and the idempotency key, for `PortalFacility`."""
-        from observatories.adapters import Exposure, request_group_payload
         from observatories.models import Instrument
+        from observatories.portal.payload import Exposure, request_group_payload
 
         data = self.cleaned_data
         target = Target.objects.get(pk=data["target_id"])
@@ -125,5 +130,7 @@ class PortalObservationForm(BaseRoboticObservationForm):
             max_airmass=data["max_airmass"],
             min_lunar_distance_deg=data["min_lunar_distance"],
             ipp_value=data["ipp_value"],
+            proposal=data.get("proposal") or instrument.facility.default_proposal,
+            name=data["idempotency_key"],
         )
         return {"facility": instrument.facility.code, "payload": payload, "idempotency_key": data["idempotency_key"]}

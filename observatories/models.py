@@ -60,6 +60,12 @@ class Facility(models.Model):
     name = models.CharField(max_length=200)
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="facilities")
     telescope_class = models.CharField(max_length=16, help_text="LCO-style class naming the aperture: '1m0', '0m4'")
+    enclosure = models.CharField(
+        max_length=16, blank=True, help_text="the portal's enclosure code at the site, e.g. 'doma' (location.enclosure)"
+    )
+    telescope = models.CharField(
+        max_length=16, blank=True, help_text="the portal's telescope code in the enclosure, e.g. '1m0a' (location.telescope)"
+    )
     aperture_m = models.FloatField(validators=[MinValueValidator(0.01), MaxValueValidator(50.0)])
     adapter = models.CharField(
         max_length=200,
@@ -68,6 +74,20 @@ class Facility(models.Model):
     )
     api_url = models.URLField(max_length=500, blank=True, help_text="portal API base URL; blank: Baton's simulator")
     api_token = models.CharField(max_length=200, blank=True, help_text="portal API token; blank: the simulator's")
+    archive_url = models.URLField(
+        max_length=500, blank=True,
+        help_text="science archive API base URL (frames by request id, LCO's archive API); blank: the simulator's",
+    )
+    default_proposal = models.CharField(
+        max_length=64, blank=True,
+        help_text="the proposal used for teams whose allocation names none here (a network-wide proposal Baton runs "
+        "under); blank: only teams with their own proposal may use this facility",
+    )
+    tom_parameters = models.JSONField(
+        default=dict, blank=True,
+        help_text="for a TOM facility module that is not a portal: the fixed fields of its observation form "
+        "(e.g. Gemini's program and observation id); Baton fills in target, window and exposures",
+    )
     enabled = models.BooleanField(default=True)
     simulated = models.BooleanField(default=True, help_text="driven by Baton's simulated network")
 
@@ -83,6 +103,29 @@ class Facility(models.Model):
         """The portal API base URL, ending in '/': ``api_url``, or the simulator's when blank."""
         url = self.api_url or f"{settings.BATON_BASE_URL.rstrip('/')}/sim/"
         return url if url.endswith("/") else url + "/"
+
+    @property
+    def archive_base_url(self) -> str:
+        """The science archive API base URL, ending in '/': ``archive_url``, or the simulator's archive when blank."""
+        url = self.archive_url or f"{settings.BATON_BASE_URL.rstrip('/')}/sim/archive/"
+        return url if url.endswith("/") else url + "/"
+
+    @property
+    def location_key(self) -> str:
+        """The portal's telescope key ``site.enclosure.telescope`` (as its telescope states are keyed), or the code."""
+        if self.enclosure and self.telescope:
+            return f"{self.site.code}.{self.enclosure}.{self.telescope}"
+        return self.code
+
+    @property
+    def chance_key(self) -> str:
+        """What makes two facilities one chance: a portal's scheduler places a group on any telescope of the class
+        at the site, so telescopes of one class at one site behind one portal share this key."""
+        from observatories.portal.facility import speaks_portal_api_path
+
+        if speaks_portal_api_path(self.adapter):
+            return f"{self.portal_base_url}|{self.site.code}|{self.telescope_class}"
+        return self.code
 
     @property
     def portal_token(self) -> str:
@@ -102,9 +145,26 @@ class Instrument(models.Model):
     KIND_CHOICES = [("imaging", "imaging"), ("spectra", "spectra")]
 
     facility = models.ForeignKey(Facility, on_delete=models.CASCADE, related_name="instruments")
-    code = models.SlugField(max_length=64, unique=True, help_text="also the portal's instrument_type")
+    code = models.SlugField(max_length=64, unique=True, help_text="Baton's own code for this instrument on this facility")
+    instrument_type = models.CharField(
+        max_length=64, blank=True,
+        help_text="the portal's instrument type, shared by every telescope that carries one (e.g. '1M0-SCICAM-SINISTRO')",
+    )
     kind = models.CharField(max_length=16, choices=KIND_CHOICES)
-    filters = models.JSONField(default=list, blank=True, help_text="filter names, e.g. ['V', 'rp']")
+    filters = models.JSONField(
+        default=list, blank=True, help_text="codes of the instrument's selectable optical elements, e.g. ['V', 'rp']"
+    )
+    optical_element_group = models.CharField(
+        max_length=32, default="filter", help_text="the key of the selectable element in optical_elements: 'filter', 'slit'"
+    )
+    fixed_optical_elements = models.JSONField(
+        default=dict, blank=True, help_text="other optical elements always sent, e.g. {'grating': 'SYZY_400'}"
+    )
+    readout_modes = models.JSONField(default=list, blank=True, help_text="the portal's readout mode codes")
+    default_readout_mode = models.CharField(max_length=64, blank=True, help_text="blank: the portal's default")
+    acquisition_mode = models.CharField(max_length=32, default="OFF", help_text="OFF for imagers; WCS or BRIGHTEST for slits")
+    guiding_mode = models.CharField(max_length=32, default="ON")
+    guiding_optional = models.BooleanField(default=True)
     readout_s = models.FloatField(validators=[MinValueValidator(0.0)], help_text="readout overhead per exposure, s")
     limiting_mag_60s = models.FloatField(help_text="5-sigma point-source limit in 60 s, dark sky, airmass 1")
     pixel_scale = models.FloatField(null=True, blank=True, help_text="arcsec per pixel")
@@ -114,6 +174,11 @@ class Instrument(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+    @property
+    def portal_instrument_type(self) -> str:
+        """The instrument type the portal knows (``instrument_type``; Baton's code upper-cased when unset)."""
+        return self.instrument_type or self.code.upper()
 
 
 class FacilityStatus(models.Model):

@@ -28,8 +28,12 @@ _SITE_FIELDS = (
     "cloudy_spell_nights",
     "source",
 )
-_FACILITY_FIELDS = ("name", "telescope_class", "aperture_m")
-_INSTRUMENT_FIELDS = ("kind", "filters", "readout_s", "limiting_mag_60s", "pixel_scale")
+_FACILITY_FIELDS = ("name", "telescope_class", "aperture_m", "enclosure", "telescope", "default_proposal")
+_INSTRUMENT_FIELDS = (
+    "kind", "filters", "readout_s", "limiting_mag_60s", "pixel_scale", "instrument_type", "optical_element_group",
+    "fixed_optical_elements", "readout_modes", "default_readout_mode", "acquisition_mode", "guiding_mode",
+    "guiding_optional",
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,9 @@ def network_load(
 
     def upsert(model: Any, lookup: dict[str, Any], values: dict[str, Any], create_only: dict[str, Any]) -> Any:
         nonlocal created, updated
+        # An older migration's historical model lacks the fields added since: set only those it has.
+        known = {f.name for f in model._meta.get_fields()}
+        values = {k: v for k, v in values.items() if k in known}
         row = model.objects.filter(**lookup).first()
         if row is None:
             created += 1
@@ -94,7 +101,7 @@ def network_load(
             facility = upsert(
                 facility_model,
                 {"code": facility_spec["code"]},
-                {"site": site, **{k: facility_spec[k] for k in _FACILITY_FIELDS}},
+                {"site": site, **{k: facility_spec[k] for k in _FACILITY_FIELDS if k in facility_spec}},
                 {"adapter": facility_spec["adapter"], "simulated": True, "enabled": True, "api_url": "", "api_token": ""},
             )
             n_facilities += 1
@@ -102,7 +109,7 @@ def network_load(
                 upsert(
                     instrument_model,
                     {"code": instrument_spec["code"]},
-                    {"facility": facility, **{k: instrument_spec.get(k) for k in _INSTRUMENT_FIELDS}},
+                    {"facility": facility, **{k: instrument_spec[k] for k in _INSTRUMENT_FIELDS if k in instrument_spec}},
                     {},
                 )
                 n_instruments += 1

@@ -10,9 +10,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
-from observatories.adapters import PortalError, PortalUnavailable, portal_client_for
 from observatories.models import Facility, FacilityStatus
 from observatories.network import NetworkLoadResult, network_load
+from observatories.portal.client import PortalError, PortalUnavailable, portal_client_for
 
 logger = logging.getLogger(__name__)
 

@@ -139,10 +139,11 @@ class Allocation:
     semester: str
     hours: float
     facility_code: str = ""
+    proposal: str = ""  # the team's proposal at the facility (its portal's proposal id); "" = none named here
 
     def to_json(self) -> dict[str, Any]:
         return {"facility_class": self.facility_class, "facility_code": self.facility_code,
-                "semester": self.semester, "hours": self.hours}
+                "semester": self.semester, "hours": self.hours, "proposal": self.proposal}
 
 
 @dataclass(frozen=True)
@@ -292,7 +293,7 @@ class PolicyDocument:
                 unallocated_action=time_rules.get("unallocated_action", "allow"),
                 allocations=tuple(
                     Allocation(facility_class=a["facility_class"], facility_code=a.get("facility_code", ""),
-                               semester=a["semester"], hours=float(a["hours"]))
+                               semester=a["semester"], hours=float(a["hours"]), proposal=a.get("proposal", ""))
                     for a in time_rules.get("allocations", ())
                 ),
             ),
@@ -370,6 +371,11 @@ class AllocationSerializer(serializers.Serializer):
                                           help_text="empty: any facility of the class")
     semester = serializers.RegexField(r"^\d{4}[AB]$", max_length=5, help_text="e.g. 2026A (Feb-Jul) or 2026B (Aug-Jan)")
     hours = StrictFloatField(min_value=0, max_value=100000)
+    proposal = serializers.RegexField(
+        r"^[A-Za-z0-9._-]*$", max_length=64, allow_blank=True, default="",
+        help_text="the team's proposal id on the facility's portal (sent with every request there); "
+        "empty: the facility's default proposal",
+    )
 
 
 class TimeSerializer(serializers.Serializer):

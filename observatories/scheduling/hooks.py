@@ -47,6 +47,17 @@ def allocation_check(*, team: Any, telescope_class: str, hours: float) -> Alloca
     return Allocation(allowed=bool(decision.allowed), action=str(decision.action), reason=str(decision.reason))
 
 
+def proposal_for(*, team: Any, facility: Any, at: Any = None) -> str:
+    """The proposal ``team`` observes under at ``facility`` (its allocation's proposal there, else the facility's
+    default proposal); "" when it has none, and then the facility is not a chance for that team."""
+    hook = _hook("proposal_for")
+    if hook:
+        proposal = hook(team=team, facility=facility, at=at)
+        if proposal:
+            return str(proposal)
+    return str(facility.default_proposal or "")
+
+
 def usage_record(*, team: Any, facility_code: str, telescope_class: str, hours: float, kind: str, source_key: str) -> None:
     """Book telescope time on the team's ledger (idempotent by source_key; neutral: log only)."""
     hook = _hook("usage_record")

@@ -181,6 +181,9 @@ class Dispatch(models.Model):
     duration_s = models.FloatField()
     reason = models.CharField(max_length=500, blank=True)
     submit_attempts = models.PositiveIntegerField(default=0)
+    failed_attempts = models.PositiveIntegerField(
+        default=0, help_text="observations the facility tried and failed while it kept the copy live (it retries)"
+    )
     submitted_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import astropy.units as u
@@ -94,6 +94,9 @@ class FacilitySpec:
     telescope_class: str
     p_operational: float = 0.95
     down_until: datetime | None = None
+    # Facilities with one chance key are one chance (a portal places a group on any telescope of the class at
+    # the site): never two copies on one key and night, even where ``allow_same_site``. "" = the facility's code.
+    chance_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ class LiveCopy:
     end: datetime
     p: float
     duration_s: float
+    chance_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,7 @@ class Chance:
     # p(clear) given that the site was cloudy the night before: weather persists, so a second
     # copy at a site counts with this when an earlier copy there would have failed.
     p_clear_after_cloudy: float | None = None
+    chance_key: str = ""
 
     @property
     def p(self) -> float:
@@ -229,16 +234,12 @@ def live_copy_now(copy: LiveCopy, *, site: SiteSpec | None, facility: FacilitySp
     which time the other sites' nights may be over.
     """
     if facility is not None and facility.down_until is not None and facility.down_until >= copy.end:
-        return copy if copy.p == 0.0 else LiveCopy(
-            facility_code=copy.facility_code, site_code=copy.site_code, start=copy.start, end=copy.end, p=0.0,
-            duration_s=copy.duration_s,
-        )
+        return copy if copy.p == 0.0 else replace(copy, p=0.0)
     if site is None or site.weather_now not in ("clear", "cloudy"):
         return copy
     p_operational = facility.p_operational if facility is not None else 1.0
     p = p_clear_at(site, at=copy.start, now=now) * p_operational
-    return LiveCopy(facility_code=copy.facility_code, site_code=copy.site_code, start=copy.start, end=copy.end,
-                    p=p, duration_s=copy.duration_s)
+    return replace(copy, p=p)
 
 
 def _night_key(t_s: np.ndarray, longitude_deg: float, *, epoch: datetime) -> np.ndarray:
@@ -296,6 +297,7 @@ def choose_chances(
     # A live copy that can no longer succeed (its telescope is down) does not hold its site-night:
     # another telescope under the same sky may take it.
     taken: list[tuple[str, datetime]] = [(c.site_code, c.start) for c in live if c.p > 0.0]
+    taken_keys: list[tuple[str, datetime]] = [(c.chance_key or c.facility_code, c.start) for c in live]
     chosen: list[Chance] = []
     cost = expected_cost(copies)
     pool = sorted((c for c in chances if c.p > 0.0), key=lambda c: (c.start, -c.p))
@@ -317,6 +319,9 @@ def choose_chances(
         for index, chance in enumerate(pool):
             if not allow_same_site and same_site_night(chance):
                 continue
+            key = chance.chance_key or chance.facility_code
+            if any(k == key and abs(start - chance.start) < SAME_NIGHT for k, start in taken_keys):
+                continue  # one portal's telescopes of a class at a site are one chance, not several
             p = effective_p(chance)
             trial = [*copies, as_tuple(chance.start, chance.end, p, chance.duration_s)]
             trial_cost = expected_cost(trial)
@@ -332,6 +337,7 @@ def choose_chances(
         chosen.append(chance)
         copies.append(as_tuple(chance.start, chance.end, p, chance.duration_s))
         taken.append((chance.site_code, chance.start))
+        taken_keys.append((chance.chance_key or chance.facility_code, chance.start))
         fail *= 1.0 - p
         cost = best_cost
     chosen.sort(key=lambda c: c.start)
@@ -512,7 +518,7 @@ def plan_network(
                     Chance(
                         request_id=r.id, facility_code=f.code, site_code=site.code, start=start, end=end,
                         p_visible=1.0, p_clear=p_clear, p_operational=f.p_operational, duration_s=r.duration_s,
-                        p_clear_after_cloudy=p_after_cloudy,
+                        p_clear_after_cloudy=p_after_cloudy, chance_key=f.chance_key,
                     )
                 )
         plan.chances_seen = len(chances)

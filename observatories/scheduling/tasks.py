@@ -6,8 +6,8 @@ import logging
 
 from celery import shared_task
 
-from observatories.adapters import PortalUnavailable
 from observatories.archive import ArchiveUnavailable
+from observatories.portal.client import PortalUnavailable
 
 from .models import Dispatch, DispatchState
 from .services import data as data_services

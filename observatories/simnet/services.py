@@ -36,6 +36,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from observatories.models import Facility, Instrument, Site
+from observatories.portal.payload import MAX_NAME, semester_bounds
 from observatories.simnet.models import (
     SimClock,
     SimDowntime,
@@ -52,7 +53,11 @@ CONFIGURATION_OVERHEAD_S = 60.0
 EXTINCTION_MAG_PER_AIRMASS = 0.15
 SYSTEMATIC_ERROR_MAG = 0.01
 SUN_MAX_ALT_DEG = -12.0
-NEVER_VISIBLE = "According to the constraints of the request, the target is never visible within the time windows."
+NEVER_VISIBLE = (
+    "According to the constraints of the request, the target will not be visible within the time window. Check "
+    "that the target is in the nighttime sky. Consider modifying the time window or loosening the airmass or lunar "
+    "separation constraints. If the target is non sidereal, double check that the provided elements are correct."
+)
 _WEATHER_EPOCH = date(2000, 1, 1)
 MAX_WINDOW = timedelta(days=366)
 _EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -219,6 +224,7 @@ class _Checked:
     """A validated request (internal)."""
 
     instrument: Instrument
+    location_facilities: list[Facility]
     configurations: list[dict[str, Any]]
     windows: list[tuple[datetime, datetime]]
     location: dict[str, Any]
@@ -228,6 +234,40 @@ class _Checked:
     min_lunar_distance: float
     duration_s: float
     acceptability_threshold: float
+
+
+def _instruments_at(location: Any) -> Any:
+    """The simulated network's instruments (enabled facilities) within a request's location."""
+    qs = Instrument.objects.select_related("facility__site").filter(facility__enabled=True, facility__simulated=True)
+    where = location if isinstance(location, dict) else {}
+    if where.get("site"):
+        qs = qs.filter(facility__site__code=where["site"])
+    if where.get("telescope_class"):
+        qs = qs.filter(facility__telescope_class=where["telescope_class"])
+    if where.get("enclosure"):
+        qs = qs.filter(facility__enclosure=where["enclosure"])
+    if where.get("telescope"):
+        qs = qs.filter(facility__telescope=where["telescope"])
+    return qs.order_by("facility__code", "code")
+
+
+def _instrument_types_at(location: Any) -> list[str]:
+    return sorted({i.portal_instrument_type for i in _instruments_at(location)})
+
+
+def _instrument_for(instrument_type: Any, location: Any) -> Instrument | None:
+    """An instrument of the portal type within the location (the first; every one of the type is alike)."""
+    if not isinstance(instrument_type, str) or not instrument_type:
+        return None
+    for instrument in _instruments_at(location):
+        if instrument.portal_instrument_type == instrument_type:
+            return instrument
+    return None
+
+
+def _telescopes_for(instrument_type: str, location: Any) -> list[Facility]:
+    """Every simulated telescope (facility) carrying the type within the location: the scheduler's choices."""
+    return [i.facility for i in _instruments_at(location) if i.portal_instrument_type == instrument_type]
 
 
 def _check_request(request: Any, errors: dict[str, Any]) -> _Checked | None:
@@ -253,26 +293,50 @@ def _check_request(request: Any, errors: dict[str, Any]) -> _Checked | None:
         if str(config.get("type", "EXPOSE")) not in _VALID_TYPES:
             err["type"] = [f"unknown configuration type {config.get('type')!r}"]
         code = config.get("instrument_type")
-        this = Instrument.objects.select_related("facility__site").filter(code=code).first() if isinstance(code, str) else None
-        if this is None or not this.facility.enabled or not this.facility.simulated:
-            err["instrument_type"] = [f"invalid instrument type {code!r}: no such instrument on this network"]
+        this = _instrument_for(code, request.get("location"))
+        if this is None:
+            known = _instrument_types_at({})
+            if code not in known:
+                err["instrument_type"] = [f"Invalid instrument type {code}. Valid instruments may include: {', '.join(known)}"]
+            else:
+                where = request.get("location") if isinstance(request.get("location"), dict) else {}
+                err["non_field_errors"] = [
+                    f"Invalid instrument type '{code}' at site={where.get('site') or 'Any'}, "
+                    f"enc={where.get('enclosure') or 'Any'}, tel={where.get('telescope') or 'Any'}. \n"
+                    f"Valid instruments include: {', '.join(_instrument_types_at(where))}, ."
+                ]
             continue
-        if instrument is not None and this.facility_id != instrument.facility_id:
-            err["instrument_type"] = ["all configurations of a request must use one telescope"]
+        if instrument is not None and this.portal_instrument_type != instrument.portal_instrument_type:
+            err["instrument_type"] = ["all configurations of a request must use one instrument type"]
             continue
         instrument = this
+        acquisition = config.get("acquisition_config") if isinstance(config.get("acquisition_config"), dict) else {}
+        acq_mode = str(acquisition.get("mode", "OFF"))
+        allowed_acq = {"WCS", "BRIGHTEST"} if this.optical_element_group == "slit" else {"OFF"}
+        if acq_mode not in allowed_acq:
+            err.setdefault("non_field_errors", []).append(
+                f"Acquisition mode {acq_mode} is not available for instrument type {this.portal_instrument_type}"
+            )
         target = config.get("target")
         if not isinstance(target, dict):
-            err["target"] = ["a target is required"]
+            err["target"] = {"non_field_errors": ["No data provided"]}
         else:
+            target_err: dict[str, list[str]] = {}
+            name = target.get("name")
+            if not isinstance(name, str) or not name.strip():
+                target_err["name"] = ["This field is required."]
+            elif len(name) > MAX_NAME:
+                target_err["name"] = [f"Ensure this field has no more than {MAX_NAME} characters."]
             try:
                 ra, dec = _number(target.get("ra")), _number(target.get("dec"))
                 if not (0.0 <= ra < 360.0 and -90.0 <= dec <= 90.0):
                     raise ValueError
             except (TypeError, ValueError):
-                err["target"] = ["ra must be in [0, 360) and dec in [-90, 90] degrees"]
+                target_err["ra"] = ["ra must be in [0, 360) and dec in [-90, 90] degrees"]
             if target.get("type", "ICRS") != "ICRS":
-                err.setdefault("target", []).append("only ICRS (sidereal) targets are supported")
+                target_err["type"] = ["only ICRS (sidereal) targets are supported"]
+            if target_err:
+                err["target"] = target_err
         constraints = config.get("constraints") or {}
         try:
             max_airmass = _number(constraints.get("max_airmass", 1.6))
@@ -298,9 +362,24 @@ def _check_request(request: Any, errors: dict[str, Any]) -> _Checked | None:
             except (TypeError, ValueError, AttributeError, OverflowError):
                 ic_err["exposure_time"] = ["exposure_time must be in (0, 7200] s and exposure_count in [1, 1000]"]
                 continue
-            band = ((ic.get("optical_elements") or {}) if isinstance(ic.get("optical_elements"), dict) else {}).get("filter")
-            if this.kind == "imaging" and band not in this.filters:
-                ic_err["optical_elements"] = [f"filter {band!r} is not available on {this.code} ({', '.join(this.filters)})"]
+            # As the portal: configuration-level messages (non_field_errors of the configuration).
+            problems = err.setdefault("non_field_errors", [])
+            mode = ic.get("mode", "")
+            if mode and this.readout_modes and mode.lower() not in {m.lower() for m in this.readout_modes}:
+                problems.append(f"Readout mode {mode} is not available for instrument type {this.portal_instrument_type}")
+            elements = ic.get("optical_elements") if isinstance(ic.get("optical_elements"), dict) else {}
+            group = this.optical_element_group or "filter"
+            for key in sorted(set(elements) - {group} - set(this.fixed_optical_elements or {})):
+                problems.append(
+                    f"optical_element of type {key} is not available on {this.portal_instrument_type} instruments"
+                )
+            element = elements.get(group)
+            if element is None:
+                problems.append(f"Must set optical element of type {group} for instrument type {this.portal_instrument_type}")
+            elif this.filters and str(element).lower() not in {f.lower() for f in this.filters}:
+                problems.append(f"optical element {element} of type {group} is not available")
+            if not problems:
+                del err["non_field_errors"]
             duration += (exposure_time + this.readout_s) * count
         if any(ic_errors):
             err["instrument_configs"] = ic_errors
@@ -326,13 +405,14 @@ def _check_request(request: Any, errors: dict[str, Any]) -> _Checked | None:
             if not (_EARLIEST <= start and end <= _LATEST):
                 errors["windows"] = ["windows must lie between 2000 and 2100"]
                 break
+            if semester_bounds(start) != semester_bounds(end - timedelta(microseconds=1)):
+                errors["windows"] = [{"non_field_errors": ["The observation window does not fit within any defined semester."]}]
+                break
             windows.append((start, end))
-    location = request.get("location") or {}
-    if instrument is not None and isinstance(location, dict):
-        if location.get("telescope_class") not in (None, instrument.facility.telescope_class):
-            errors["location"] = [f"{instrument.code} is on a {instrument.facility.telescope_class} telescope"]
-        if location.get("site") not in (None, instrument.facility.site.code):
-            errors["location"] = [f"{instrument.code} is at site {instrument.facility.site.code}"]
+    location = request.get("location") if isinstance(request.get("location"), dict) else {}
+    sites = set(Facility.objects.filter(simulated=True, enabled=True).values_list("site__code", flat=True))
+    if location.get("site") and location["site"] not in sites:
+        errors["location"] = {"site": [f'"{location["site"]}" is not a valid choice.']}
     try:
         threshold = _number(request.get("acceptability_threshold", 90.0))
         if not 0.0 <= threshold <= 100.0:
@@ -343,6 +423,7 @@ def _check_request(request: Any, errors: dict[str, Any]) -> _Checked | None:
         return None
     return _Checked(
         instrument=instrument,
+        location_facilities=_telescopes_for(instrument.portal_instrument_type, location),
         configurations=configurations,
         windows=windows,
         location=location if isinstance(location, dict) else {},
@@ -389,21 +470,76 @@ def first_observable_slot(
     return None
 
 
-def sim_request_group_validate(*, payload: Any, now: datetime | None = None) -> tuple[dict[str, Any], list[tuple[_Checked, tuple[datetime, datetime]]]]:
+def sim_proposals() -> set[str]:
+    """The proposals the simulated portal knows: ``SIMNET_PROPOSALS`` and the facilities' default proposals."""
+    known = set(getattr(settings, "SIMNET_PROPOSALS", ()))
+    known.update(p for p in Facility.objects.filter(simulated=True).values_list("default_proposal", flat=True) if p)
+    return known
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """When and on which telescope the simulated scheduler puts an attempt."""
+
+    facility: Facility
+    start: datetime
+    end: datetime
+
+
+def next_attempt(*, checked: _Checked, not_before: datetime, exclude_request: int | None = None) -> _Slot | None:
+    """The earliest slot on any telescope of the location when the target is observable and the telescope is free.
+
+    A telescope observes one thing at a time: a slot overlapping another pending attempt on it moves past that one.
+    """
+    best: _Slot | None = None
+    for facility in checked.location_facilities:
+        moment = not_before
+        for _ in range(50):
+            found = first_observable_slot(
+                site=facility.site, ra=checked.ra, dec=checked.dec, windows=checked.windows, not_before=moment,
+                duration_s=checked.duration_s, max_airmass=checked.max_airmass,
+                min_lunar_distance=checked.min_lunar_distance,
+            )
+            if found is None:
+                break
+            busy = (
+                SimObservation.objects.filter(facility=facility, state="PENDING", start__lt=found[1], end__gt=found[0])
+                .exclude(request_id=exclude_request)
+                .order_by("-end")
+                .first()
+            )
+            if busy is None:
+                if best is None or found[0] < best.start:
+                    best = _Slot(facility=facility, start=found[0], end=found[1])
+                break
+            moment = busy.end
+    return best
+
+
+def sim_request_group_validate(*, payload: Any, now: datetime | None = None) -> tuple[dict[str, Any], list[tuple[_Checked, _Slot]]]:
     """Check a payload as the portal would; return (errors, [(checked request, scheduled slot)])."""
     now = now or sim_now()
     errors: dict[str, Any] = {}
     if not isinstance(payload, dict):
         return {"non_field_errors": ["the request group must be a JSON object"]}, []
-    name = payload.get("name", "")
-    if not isinstance(name, str) or len(name) > 50:
-        errors["name"] = ["name must be a string of at most 50 characters"]
+    name = payload.get("name")
+    if name is None:
+        errors["name"] = ["This field is required."]
+    elif not isinstance(name, str) or not name.strip():
+        errors["name"] = ["Please provide a name."]
+    elif len(name) > MAX_NAME:
+        errors["name"] = [f"Ensure this field has no more than {MAX_NAME} characters."]
+    proposal = payload.get("proposal")
+    if proposal is None:
+        errors["proposal"] = ["This field is required."]
+    elif str(proposal) not in sim_proposals():
+        errors["proposal"] = [f'Invalid pk "{proposal}" - object does not exist.']
     try:
         ipp = _number(payload.get("ipp_value", 1.0))
         if not 0.5 <= ipp <= 2.0:
             raise ValueError
     except (TypeError, ValueError):
-        errors["ipp_value"] = ["ipp_value must be in [0.5, 2.0]"]
+        errors["non_field_errors"] = ["requestgroups ipp_value must be >= 0.5, <= 2.0"]
     if payload.get("operator", "SINGLE") != "SINGLE":
         errors["operator"] = ["only the SINGLE operator is supported"]
     if str(payload.get("observation_type", "NORMAL")) not in _VALID_OBSERVATION_TYPES:
@@ -417,13 +553,9 @@ def sim_request_group_validate(*, payload: Any, now: datetime | None = None) -> 
     scheduled: list[tuple[_Checked, tuple[datetime, datetime]]] = []
     if checked is not None:
         if all(end <= now for _, end in checked.windows):
-            request_errors["windows"] = ["the windows are all in the past"]
+            request_errors["windows"] = [{"end": ["Window end time must be in the future"]}]
         else:
-            slot = first_observable_slot(
-                site=checked.instrument.facility.site, ra=checked.ra, dec=checked.dec, windows=checked.windows,
-                not_before=now, duration_s=checked.duration_s, max_airmass=checked.max_airmass,
-                min_lunar_distance=checked.min_lunar_distance,
-            )
+            slot = next_attempt(checked=checked, not_before=now)
             if slot is None:
                 request_errors["non_field_errors"] = [NEVER_VISIBLE]
             else:
@@ -450,10 +582,10 @@ def sim_request_group_submit(*, payload: Any, now: datetime | None = None) -> Si
             created=now,
             modified=now,
         )
-        for checked, (start, end) in scheduled:
+        for checked, slot in scheduled:
             request = SimRequest.objects.create(
                 group=group,
-                facility=checked.instrument.facility,
+                facility=slot.facility,
                 instrument=checked.instrument,
                 configurations=checked.configurations,
                 windows=[{"start": s.isoformat(), "end": e.isoformat()} for s, e in checked.windows],
@@ -462,17 +594,24 @@ def sim_request_group_submit(*, payload: Any, now: datetime | None = None) -> Si
                 duration_s=checked.duration_s,
                 modified=now,
             )
-            SimObservation.objects.create(request=request, facility=checked.instrument.facility, start=start, end=end, modified=now)
+            SimObservation.objects.create(request=request, facility=slot.facility, start=slot.start, end=slot.end, modified=now)
     return group
 
 
 def sim_request_group_cancel(*, group_id: int, now: datetime | None = None) -> SimRequestGroup:
-    """Cancel a PENDING group (its requests and scheduled observations); raise ValueError if it is terminal."""
+    """Cancel a PENDING group (its requests and scheduled observations).
+
+    As LCO's portal: a cancelled group cancelled again is answered unchanged; any other ended group raises
+    ValueError ("Cannot transition from request state COMPLETED to CANCELED ...", a 400).
+    """
     now = now or sim_now()
     with transaction.atomic():
         group = SimRequestGroup.objects.select_for_update().get(pk=group_id)
+        if group.state == "CANCELED":
+            return group
         if group.state != "PENDING":
-            raise ValueError(f"Cannot cancel a request group in state {group.state}")
+            first = group.requests.order_by("id").first()
+            raise ValueError(f"Cannot transition from request state {group.state} to CANCELED for {first.pk if first else group.pk}")
         group.state, group.modified = "CANCELED", now
         group.save(update_fields=["state", "modified"])
         SimRequest.objects.filter(group=group, state="PENDING").update(state="CANCELED", modified=now)
@@ -547,13 +686,19 @@ def _photometry(*, observation: SimObservation, seed: int) -> list[dict[str, Any
 
 
 def _decide(observation: SimObservation, *, now: datetime, seed: int) -> str:
-    """Observe or fail one due observation (row locked by the caller); return its new state."""
+    """Observe or fail one due observation (row locked by the caller); return its new state.
+
+    As LCO's portal: a failed attempt does not end its request, which stays PENDING and is tried again at the
+    next free, observable slot in its windows (not before ``SIMNET_RETRY_DELAY_S`` after the failure), until
+    ``SIMNET_FAILURE_LIMIT`` attempts have failed (FAILURE_LIMIT_REACHED) or no slot is left (the request
+    expires when its last window closes). The failure's reason is in the configuration status only.
+    """
     request = observation.request
     facility = observation.facility
     downtime = downtime_overlapping(facility=facility, start=observation.start, end=observation.end)
     weather = site_weather_at(site=facility.site, at=observation.start)
     if downtime is not None:
-        observation.state, observation.fail_reason = "FAILED", f"Downtime: {facility.code}: {downtime.reason}"
+        observation.state, observation.fail_reason = "FAILED", f"Downtime: {facility.location_key}: {downtime.reason}"
     elif weather.state != "clear":
         observation.state = "FAILED"
         observation.fail_reason = f"Weather: not ok to open at {facility.site.code} ({weather.reason})"
@@ -561,10 +706,43 @@ def _decide(observation: SimObservation, *, now: datetime, seed: int) -> str:
         observation.state, observation.photometry = "COMPLETED", _photometry(observation=observation, seed=seed)
     observation.modified = now
     observation.save(update_fields=["state", "fail_reason", "photometry", "modified"])
-    request_state = "COMPLETED" if observation.state == "COMPLETED" else "FAILURE_LIMIT_REACHED"
-    SimRequest.objects.filter(pk=request.pk).update(state=request_state, modified=now)
-    SimRequestGroup.objects.filter(pk=request.group_id).update(state=request_state, modified=now)
+    if observation.state == "COMPLETED":
+        _request_end(request, state="COMPLETED", now=now)
+        return observation.state
+    failures = SimObservation.objects.filter(request=request, state="FAILED").count()
+    limit = getattr(settings, "SIMNET_FAILURE_LIMIT", 0)  # 0: no limit (the portal's MAX_FAILURES_PER_REQUEST)
+    if limit and failures >= limit:
+        _request_end(request, state="FAILURE_LIMIT_REACHED", now=now)
+        return observation.state
+    errors: dict[str, Any] = {}
+    checked = _check_request(
+        {"configurations": request.configurations, "windows": request.windows, "location": request.location,
+         "acceptability_threshold": request.acceptability_threshold},
+        errors,
+    )
+    retry_at = observation.end + timedelta(seconds=getattr(settings, "SIMNET_RETRY_DELAY_S", 1800.0))
+    slot = next_attempt(checked=checked, not_before=retry_at, exclude_request=request.pk) if checked else None
+    if slot is not None:
+        SimObservation.objects.create(request=request, facility=slot.facility, start=slot.start, end=slot.end, modified=now)
+        SimRequest.objects.filter(pk=request.pk).update(modified=now)
     return observation.state
+
+
+def _request_end(request: SimRequest, *, state: str, now: datetime) -> None:
+    SimRequest.objects.filter(pk=request.pk).update(state=state, modified=now)
+    SimObservation.objects.filter(request=request, state="PENDING").update(state="CANCELED", modified=now)
+    SimRequestGroup.objects.filter(pk=request.group_id).update(state=state, modified=now)
+
+
+def _expire_windows(*, now: datetime) -> int:
+    """PENDING requests whose every window has closed, with no attempt left pending, become WINDOW_EXPIRED."""
+    expired = 0
+    for request in SimRequest.objects.filter(state="PENDING").exclude(observations__state="PENDING"):
+        ends = [_parse_time(w["end"]) for w in request.windows]
+        if ends and max(ends) <= now:
+            _request_end(request, state="WINDOW_EXPIRED", now=now)
+            expired += 1
+    return expired
 
 
 def sim_tick(*, now: datetime | None = None) -> TickResult:
@@ -597,6 +775,7 @@ def sim_tick(*, now: datetime | None = None) -> TickResult:
                 completed += 1
             else:
                 failed += 1
+    _expire_windows(now=now)
     return TickResult(now=now, completed=completed, failed=failed)
 
 
@@ -610,10 +789,10 @@ class TelescopeStateNow:
 
 
 def telescope_state_now(*, facility: Facility, now: datetime) -> TelescopeStateNow:
-    """OFFLINE during downtime, NOT_OK_TO_OPEN when its site is cloudy, else AVAILABLE."""
+    """As LCO's telescope states: SEQUENCER_DISABLED during downtime, NOT_OK_TO_OPEN when cloudy, else AVAILABLE."""
     downtime = downtime_overlapping(facility=facility, start=now, end=now)
     if downtime is not None:
-        return TelescopeStateNow(event_type="OFFLINE", reason=f"Downtime: {downtime.reason}", since=downtime.start)
+        return TelescopeStateNow(event_type="SEQUENCER_DISABLED", reason=f"Downtime: {downtime.reason}", since=downtime.start)
     weather = site_weather_at(site=facility.site, at=now)
     if weather.state != "clear":
         return TelescopeStateNow(event_type="NOT_OK_TO_OPEN", reason=f"Weather: {weather.reason}", since=weather.since or now)

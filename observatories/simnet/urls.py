@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/requests/<int:pk>/", views.request_detail, name="request-detail"),
     path("api/requests/<int:pk>/observations/", views.request_observations, name="request-observations"),
     path("api/telescope_states/", views.telescope_states, name="telescope-states"),
+    path("api/instruments/", views.instruments, name="instruments"),
     path("api/clock/", views.clock, name="clock"),
     path("api/tick/", views.tick, name="tick"),
     path("api/weather/", views.weather, name="weather"),

@@ -1,14 +1,15 @@
 """The simulator's HTTP API under ``/sim/``: the LCO portal's request-group API, plus control endpoints.
 
-Every endpoint needs ``Authorization: Token <SIMNET_TOKEN>`` (401 otherwise)
+Every endpoint needs ``Authorization: Token <SIMNET_TOKEN>`` (403 otherwise, as the portal answers)
 and speaks JSON. Portal endpoints (as the LCO observation portal):
 
 - ``GET  api/requestgroups/?name=&state=&limit=&offset=`` list (name matches by substring, as LCO's)
 - ``POST api/requestgroups/`` submit: 201 with the group; 400 with field errors
 - ``POST api/requestgroups/validate/`` 200 ``{"request_durations": ..., "errors": {...}}``
-- ``GET  api/requestgroups/{id}/``; ``POST api/requestgroups/{id}/cancel/`` (400 if not PENDING)
-- ``GET  api/requests/{id}/``; ``GET api/requests/{id}/observations/`` (with ``fail_reason`` and ``photometry``)
-- ``GET  api/telescope_states/`` telescope (facility code) -> [event]
+- ``GET  api/requestgroups/{id}/``; ``POST api/requestgroups/{id}/cancel/`` (200; an ended group unchanged)
+- ``GET  api/requests/{id}/``; ``GET api/requests/{id}/observations/`` (reasons in configuration statuses)
+- ``GET  api/telescope_states/`` telescope key (``site.enclosure.telescope``) -> [event]
+- ``GET  api/instruments/`` instrument type -> optical elements, modes, class
 
 Control endpoints (for tests, drills and the demo's beat task):
 
@@ -36,7 +37,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from observatories.models import Facility, Site
+from observatories.models import Facility, Instrument, Site
 from observatories.simnet import services
 from observatories.simnet.auth import simnet_token_ok
 from observatories.simnet.models import SimFault, SimObservation, SimRequest, SimRequestGroup
@@ -90,8 +91,12 @@ def sim_api(*methods: str, faults: bool = True) -> Callable[[Handler], Callable[
         def view(request: HttpRequest, **kwargs: Any) -> HttpResponse:
             if request.method not in methods:
                 return JsonResponse({"detail": f'Method "{request.method}" not allowed.'}, status=405)
-            if not simnet_token_ok(request.headers.get("Authorization", "")):
-                return JsonResponse({"detail": "Invalid token."}, status=401)
+            # As the portal's DRF stack (session authentication first): 403, not 401, for a missing or bad token.
+            auth = request.headers.get("Authorization", "")
+            if not auth:
+                return JsonResponse({"detail": "Authentication credentials were not provided."}, status=403)
+            if not simnet_token_ok(auth):
+                return JsonResponse({"detail": "Invalid token."}, status=403)
             drill = request.headers.get("X-Baton-Drill", "")
             if drill and sandbox.current() is None:
                 return _in_drill(request, drill, lambda: view(request, **kwargs))
@@ -152,29 +157,65 @@ def group_json(group: SimRequestGroup) -> dict[str, Any]:
 
 
 def observation_json(observation: SimObservation) -> dict[str, Any]:
+    """As the portal's observation: where and when, its state, and each configuration's status with its summary.
+
+    The failure's reason is only in ``configuration_statuses[].summary.reason`` (the portal has no other place
+    for it), and there is no data here: data are in the science archive (``/sim/archive/``).
+    """
+    facility = observation.facility
+    done = observation.state in ("COMPLETED", "FAILED", "ABORTED")
     return {
         "id": observation.pk,
         "request": observation.request_id,
-        "site": observation.facility.site.code,
-        "enclosure": "",
-        "telescope": observation.facility.code,
+        "site": facility.site.code,
+        "enclosure": facility.enclosure,
+        "telescope": facility.telescope or facility.code,
         "start": _iso(observation.start),
         "end": _iso(observation.end),
+        "priority": 10,
         "state": observation.state,
-        "fail_reason": observation.fail_reason,
+        "modified": _iso(observation.modified),
+        "created": _iso(observation.modified),
         "configuration_statuses": [
             {
                 "id": observation.pk,
+                "configuration": index,
+                "instrument_name": facility.code,
+                "guide_camera_name": "",
                 "state": observation.state,
-                "summary": {"state": observation.state, "reason": observation.fail_reason},
+                "summary": (
+                    {
+                        "state": observation.state,
+                        "reason": observation.fail_reason,
+                        "start": _iso(observation.start),
+                        "end": _iso(observation.end),
+                        "time_completed": (observation.end - observation.start).total_seconds()
+                        if observation.state == "COMPLETED" else 0.0,
+                        "events": [],
+                    }
+                    if done else {}
+                ),
             }
+            for index, _ in enumerate(observation.request.configurations or [{}])
         ],
-        "photometry": observation.photometry,
     }
 
 
+def _page_url(request: HttpRequest, *, limit: int, offset: int) -> str:
+    query = request.GET.copy()
+    query["limit"], query["offset"] = str(limit), str(offset)
+    return request.build_absolute_uri(request.path) + "?" + query.urlencode()
+
+
+def _paginated(request: HttpRequest, *, count: int, page: list[Any], limit: int, offset: int) -> dict[str, Any]:
+    """DRF's limit/offset page: absolute ``next`` and ``previous`` links, null at the ends."""
+    nxt = _page_url(request, limit=limit, offset=offset + limit) if offset + limit < count else None
+    prev = _page_url(request, limit=limit, offset=max(0, offset - limit)) if offset > 0 else None
+    return {"count": count, "next": nxt, "previous": prev, "results": page}
+
+
 def _not_found(kind: str) -> tuple[int, Any]:
-    return 404, {"detail": f"No {kind} matches the given query."}
+    return 404, {"detail": f"No {kind} matches the given query."}  # e.g. "No RequestGroup matches ..."
 
 
 def _int_param(request: HttpRequest, name: str, default: int, cap: int) -> int:
@@ -200,10 +241,10 @@ def requestgroups(request: HttpRequest, body: Any) -> tuple[int, Any]:
         groups = groups.filter(name__icontains=request.GET["name"])
     if request.GET.get("state"):
         groups = groups.filter(state=request.GET["state"])
-    limit, offset = _int_param(request, "limit", 10, 1000), _int_param(request, "offset", 0, 10**9)
+    limit, offset = max(1, _int_param(request, "limit", 10, 1000)), _int_param(request, "offset", 0, 10**9)
     count = groups.count()
     page = [group_json(g) for g in groups[offset : offset + limit]]
-    return 200, {"count": count, "next": None, "previous": None, "results": page}
+    return 200, _paginated(request, count=count, page=page, limit=limit, offset=offset)
 
 
 @sim_api("POST")
@@ -216,31 +257,31 @@ def requestgroup_validate(request: HttpRequest, body: Any) -> tuple[int, Any]:
 @sim_api("GET")
 def requestgroup_detail(request: HttpRequest, body: Any, pk: int) -> tuple[int, Any]:
     group = SimRequestGroup.objects.prefetch_related("requests").filter(pk=pk).first()
-    return (200, group_json(group)) if group else _not_found("request group")
+    return (200, group_json(group)) if group else _not_found("RequestGroup")
 
 
 @sim_api("POST")
 def requestgroup_cancel(request: HttpRequest, body: Any, pk: int) -> tuple[int, Any]:
     if not SimRequestGroup.objects.filter(pk=pk).exists():
-        return _not_found("request group")
+        return _not_found("RequestGroup")
     try:
         group = services.sim_request_group_cancel(group_id=pk)
     except ValueError as exc:
-        return 400, {"non_field_errors": [str(exc)]}
+        return 400, {"errors": [str(exc)]}
     return 200, group_json(SimRequestGroup.objects.prefetch_related("requests").get(pk=group.pk))
 
 
 @sim_api("GET")
 def request_detail(request: HttpRequest, body: Any, pk: int) -> tuple[int, Any]:
     found = SimRequest.objects.filter(pk=pk).first()
-    return (200, request_json(found)) if found else _not_found("request")
+    return (200, request_json(found)) if found else _not_found("Request")
 
 
 @sim_api("GET")
 def request_observations(request: HttpRequest, body: Any, pk: int) -> tuple[int, Any]:
     if not SimRequest.objects.filter(pk=pk).exists():
-        return _not_found("request")
-    observations = SimObservation.objects.filter(request_id=pk).select_related("facility__site").order_by("id")
+        return _not_found("Request")
+    observations = SimObservation.objects.filter(request_id=pk).select_related("facility__site", "request").order_by("id")
     return 200, [observation_json(o) for o in observations]
 
 
@@ -250,15 +291,55 @@ def telescope_states(request: HttpRequest, body: Any) -> tuple[int, Any]:
     out: dict[str, list[dict[str, Any]]] = {}
     for facility in Facility.objects.filter(simulated=True, enabled=True).select_related("site"):
         state = services.telescope_state_now(facility=facility, now=now)
-        out[facility.code] = [
+        out[facility.location_key] = [
             {
-                "telescope": facility.code,
+                "telescope": facility.location_key,
                 "event_type": state.event_type,
                 "event_reason": state.reason,
                 "start": _iso(state.since),
                 "end": _iso(now + timedelta(minutes=5)),
             }
         ]
+    return 200, out
+
+
+@sim_api("GET")
+def instruments(request: HttpRequest, body: Any) -> tuple[int, Any]:
+    """The portal's instrument types, as ``api/instruments/`` gives them (one entry per type)."""
+    out: dict[str, Any] = {}
+    for instrument in Instrument.objects.filter(facility__simulated=True, facility__enabled=True).select_related("facility"):
+        kind = instrument.portal_instrument_type
+        if kind in out:
+            continue
+        group = (instrument.optical_element_group or "filter") + "s"
+        acquisition = ["WCS", "BRIGHTEST"] if instrument.optical_element_group == "slit" else ["OFF"]
+        out[kind] = {
+            "type": "SPECTRA" if instrument.kind == "spectra" else "IMAGE",
+            "class": instrument.facility.telescope_class,
+            "name": kind,
+            "optical_elements": {
+                group: [{"name": code, "code": code, "schedulable": True, "default": i == 0}
+                        for i, code in enumerate(instrument.filters)],
+                **{f"{key}s": [{"name": value, "code": value, "schedulable": True, "default": True}]
+                   for key, value in (instrument.fixed_optical_elements or {}).items()},
+            },
+            "modes": {
+                "readout": {
+                    "type": "readout",
+                    "modes": [{"name": m, "code": m, "overhead": instrument.readout_s, "schedulable": True,
+                               "validation_schema": {}} for m in instrument.readout_modes],
+                    "default": instrument.default_readout_mode,
+                },
+                "acquisition": {"type": "acquisition", "modes": [{"name": m, "code": m, "schedulable": True,
+                                                                   "validation_schema": {}} for m in acquisition],
+                                "default": acquisition[0]},
+                "guiding": {"type": "guiding", "modes": [{"name": m, "code": m, "schedulable": True,
+                                                           "validation_schema": {}} for m in ("ON", "OFF")],
+                            "default": instrument.guiding_mode},
+            },
+            "default_acceptability_threshold": 90,
+            "camera_type": {"pixel_scale": instrument.pixel_scale},
+        }
     return 200, out
 
 

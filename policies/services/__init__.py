@@ -24,7 +24,7 @@ from .ownership import (
 )
 from .policy import policy_merge, policy_update
 from .teams import audience_members_sync, team_create, team_member_remove, team_member_set
-from .time import AllocationDecision, allocation_check, usage_record
+from .time import AllocationDecision, allocation_check, proposal_for, usage_record
 
 __all__ = [
     "AllocationDecision",
@@ -34,6 +34,7 @@ __all__ = [
     "PolicyInvalid",
     "UsageConflict",
     "allocation_check",
+    "proposal_for",
     "audience_members_sync",
     "breach_record",
     "claim_conflict_resolve",

@@ -97,6 +97,21 @@ def allocation_check(*, team: Group, facility_class: str, hours: float, now: dat
     return decision
 
 
+def proposal_for(*, team: Group, facility: Any, at: datetime | None = None) -> str:
+    """The team's proposal at ``facility`` in the semester of ``at``: the proposal its allocation for that facility
+    names (an allocation naming the facility before one for its whole class); "" when none names one."""
+    at = at or clock.now()
+    policy = policies_in_force().get(team.pk)
+    if policy is None:
+        return ""
+    matching = _matching(policy, semester=semester_of(at), facility_class=facility.telescope_class,
+                         facility_code=facility.code)
+    for allocation in sorted(matching, key=lambda a: a.facility_code == ""):
+        if allocation.proposal:
+            return str(allocation.proposal)
+    return ""
+
+
 def usage_record(*, team: Group, facility_code: str, facility_class: str, hours: float, kind: str, source_key: str,
                  now: datetime | None = None, target: Any = None) -> UsageEntry:
     """Charge ``hours`` of a completed or cancelled dispatch to ``team``: idempotent by ``source_key``.

@@ -72,7 +72,7 @@ def real_portal() -> Iterator[Recorder]:
 def network(live_server: Any, real_portal: Recorder) -> Any:
     """The default simulated network at the live server, plus one real facility whose portal is the recorder."""
     network_load()
-    Facility.objects.update(api_url=f"{live_server.url}/sim/")
+    Facility.objects.update(api_url=f"{live_server.url}/sim/", archive_url=f"{live_server.url}/sim/archive/")
     model = Facility.objects.select_related("site").get(code="lsc-1m0-a")
     real = Facility.objects.create(
         code="real-1m0-a", name="A real 1-m telescope", site=model.site, telescope_class="1m0",

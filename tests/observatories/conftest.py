@@ -86,6 +86,7 @@ def bulge_payload(*, instrument_code: str = "lsc-1m0-a-sinistro", target: dict[s
         "window_start": WINDOW[0],
         "window_end": WINDOW[1],
         "target_mag": 16.0,
+        "proposal": "BATON-NETWORK",
     }
     kwargs.update(overrides)
     return request_group_payload(**kwargs)

@@ -26,8 +26,14 @@ SITE_KEYS = {
     "source",
     "facilities",
 }
-FACILITY_KEYS = {"code", "name", "aperture_m", "telescope_class", "instruments", "adapter"}
-INSTRUMENT_KEYS = {"code", "kind", "filters", "readout_s", "limiting_mag_60s", "pixel_scale"}
+FACILITY_KEYS = {
+    "code", "name", "aperture_m", "telescope_class", "instruments", "adapter", "enclosure", "telescope", "default_proposal",
+}
+INSTRUMENT_KEYS = {
+    "code", "kind", "filters", "readout_s", "limiting_mag_60s", "pixel_scale", "instrument_type",
+    "optical_element_group", "fixed_optical_elements", "readout_modes", "default_readout_mode", "acquisition_mode",
+    "guiding_mode", "guiding_optional",
+}
 LCO_SITE_CODES = {"lsc", "coj", "cpt", "tfn", "elp", "ogg", "tlv"}
 
 
@@ -142,6 +148,11 @@ def test_facility_and_instrument_values_are_valid(facilities: list[dict[str, Any
             assert instrument["kind"] in {"imaging", "spectra"}
             assert isinstance(instrument["filters"], list)
             assert all(isinstance(name, str) and name for name in instrument["filters"])
+            # Described as the portal describes it: a shared instrument type, its readout modes, its element group.
+            assert instrument["instrument_type"] and instrument["instrument_type"] == instrument["instrument_type"].upper()
+            assert instrument["default_readout_mode"] in instrument["readout_modes"], instrument["code"]
+            slit = instrument["optical_element_group"] == "slit"
+            assert (instrument["acquisition_mode"] in {"WCS", "BRIGHTEST"}) if slit else instrument["acquisition_mode"] == "OFF"
             if instrument["kind"] == "imaging":
                 assert instrument["filters"], instrument["code"]
             assert 0.0 < instrument["readout_s"] <= 300.0

@@ -53,10 +53,13 @@ def test_tom_form_submit_status_and_data_products(sim: Sim, user) -> None:
     record.refresh_from_db()
     assert record.status == "COMPLETED"
     assert record.terminal
-    [product] = facility.save_data_products(record)
-    assert facility.save_data_products(record) == [product]  # idempotent
+    # The frames come from the facility's science archive: one TOM data product each, with its photometry.
+    assert len(facility.data_products(observation_id)) == 3
+    products = facility.save_data_products(record)
+    assert len(products) == 3 and {p.data_product_type for p in products} == {"fits_file"}
+    assert facility.save_data_products(record) == products  # idempotent
     data = PhotometryReducedDatum.objects.filter(target=target)
-    assert data.count() == 3
+    assert data.count() == 3 and {d.data_product_id for d in data} == {p.pk for p in products}
     assert {d.bandpass for d in data} == {"ip"}
     assert all(0.005 < d.brightness_error < 0.2 for d in data)
     status = facility.get_facility_status()
@@ -113,5 +116,5 @@ def test_observe_through_toms_own_pages(sim: Sim, client, django_user_model) -> 
         f"/observations/Baton/create/?target_id={polaris.pk}", {**form, "target_id": polaris.pk, "idempotency_key": "tom-page-2"}
     )
     assert refused.status_code == 200
-    assert "never visible within the time windows" in refused.content.decode()
+    assert "the target will not be visible within the time window" in refused.content.decode()
     assert ObservationRecord.objects.count() == 1

@@ -65,6 +65,8 @@ SITE_ID = 1
 MIDDLEWARE = list(TOMTOOLKIT_MIDDLEWARE)
 # WhiteNoise serves static files in production, right after SecurityMiddleware.
 MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+# The simulator's API answers a bad token with a JSON 403, as a facility's API would (TOM's redirects it to login).
+MIDDLEWARE[MIDDLEWARE.index("tom_common.middleware.Raise403Middleware")] = "tomsite.middleware.Raise403Middleware"
 
 ROOT_URLCONF = "tomsite.urls"
 WSGI_APPLICATION = "tomsite.wsgi.application"
@@ -337,6 +339,7 @@ BATON_SCHEDULING_HOOKS = {
     "team_factor": env.str("BATON_HOOK_TEAM_FACTOR", default="policies.services.team_priority_factor"),
     "allocation_check": env.str("BATON_HOOK_ALLOCATION_CHECK", default="policies.services.allocation_check"),
     "usage_record": env.str("BATON_HOOK_USAGE_RECORD", default="policies.services.usage_record"),
+    "proposal_for": env.str("BATON_HOOK_PROPOSAL_FOR", default="policies.services.proposal_for"),
     "data_record": env.str("BATON_HOOK_DATA_RECORD", default="policies.services.data_record_ownership"),
     "interest_record": env.str("BATON_HOOK_INTEREST_RECORD", default="policies.services.target_record_interest"),
     "requests_visible": env.str("BATON_HOOK_REQUESTS_VISIBLE", default="policies.access.requests_visible_q"),
@@ -360,6 +363,13 @@ OBSERVATORIES_STATUS_KEEP_DAYS = env.int("OBSERVATORIES_STATUS_KEEP_DAYS", defau
 # The simulated network (/sim/): its API token (empty: derived from SECRET_KEY) and weather seed.
 SIMNET_TOKEN = env.str("SIMNET_TOKEN", default="")
 SIMNET_SEED = env.int("SIMNET_SEED", default=2016)
+# Proposals the simulated portal knows besides its facilities' default proposals (a request naming another is
+# refused, as a real portal refuses an unknown proposal).
+SIMNET_PROPOSALS = env.list("SIMNET_PROPOSALS", default=[])
+# As LCO's portal: a failed observation is retried within its windows, no sooner than this after the failure,
+# until this many attempts have failed (then FAILURE_LIMIT_REACHED).
+SIMNET_RETRY_DELAY_S = env.float("SIMNET_RETRY_DELAY_S", default=1800.0)
+SIMNET_FAILURE_LIMIT = env.int("SIMNET_FAILURE_LIMIT", default=5)
 
 # --- policies ---
 BATON_POLICIES = {

@@ -102,7 +102,8 @@ def dispatch_data_due(*, dispatch_id: int, now: datetime | None = None) -> bool:
 
 
 def _frame_store(*, dispatch_id: int, frame: ArchiveFrame, product_id: str, location: str, content: bytes) -> int:
-    """One frame and its photometry, with the team's ownership, in one transaction; 1 if new, 0 if stored meanwhile."""
+    """One frame of a dispatch and its photometry, with the team's ownership, in one transaction; 1 if new, 0 if
+    stored meanwhile."""
     with transaction.atomic():
         # The row lock orders concurrent runs for one dispatch, so each frame is written once.
         dispatch = (
@@ -110,11 +111,25 @@ def _frame_store(*, dispatch_id: int, frame: ArchiveFrame, product_id: str, loca
             .select_related("facility", "request__target", "request__team", "observation_record")
             .get(pk=dispatch_id)
         )
+        return frame_store(
+            target=dispatch.request.target, facility=dispatch.facility, observation_record=dispatch.observation_record,
+            team=dispatch.request.team, frame=frame, product_id=product_id, location=location, content=content,
+            extra={"dispatch": dispatch.pk},
+        )
+
+
+def frame_store(
+    *, target: Any, facility: Any, observation_record: Any, team: Any, frame: ArchiveFrame, product_id: str,
+    location: str, content: bytes, extra: dict[str, Any] | None = None,
+) -> int:
+    """One archive frame as a TOM DataProduct and its photometry of ``target`` as TOM photometry (a point, or a limit
+    when the target is not detected), owned by ``team`` when one is given; 1 if new, 0 if already stored. Run it in
+    the caller's transaction (and under a lock that orders concurrent runs for the same frames)."""
+    with transaction.atomic():
         if DataProduct.objects.filter(product_id=product_id).exists():
             return 0
-        target, facility = dispatch.request.target, dispatch.facility
         product = DataProduct(
-            product_id=product_id, target=target, observation_record=dispatch.observation_record,
+            product_id=product_id, target=target, observation_record=observation_record,
             data_product_type=FITS_PRODUCT_TYPE,
             extra_data=json.dumps({"archive_frame_id": frame.id, "basename": frame.basename, "request_id": frame.request_id,
                                    "reduction_level": frame.reduction_level, "facility": facility.code}),
@@ -133,9 +148,10 @@ def _frame_store(*, dispatch_id: int, frame: ArchiveFrame, product_id: str, loca
                 telescope=facility.code, instrument=frame.instrument[:255], source_name=f"Baton/{facility.code}"[:100],
                 source_location=location[:200], reduction_version=str(frame.reduction_level or ""),
                 value={"archive_frame_id": frame.id, "basename": frame.basename, "request_id": frame.request_id,
-                       "dispatch": dispatch.pk},
+                       **(extra or {})},
             ))
         else:
-            logger.info("dispatch %s: frame %s has no calibrated photometry of the target", dispatch.pk, frame.id)
-        hooks.data_record(data=owned, team=dispatch.request.team, kind="photometry")
+            logger.info("%s: frame %s has no calibrated photometry of the target", facility.code, frame.id)
+        if team is not None:
+            hooks.data_record(data=owned, team=team, kind="photometry")
     return 1

@@ -8,7 +8,12 @@ The rules that make redundancy work:
 - the first copy of a visit that completes wins: its twins are cancelled,
   and the request completes (or moves on to its next cadence visit);
 - a copy that fails (weather, downtime, other) triggers a re-plan of its
-  request with what is left; when the window closes the request expires.
+  request with what is left; when the window closes the request expires;
+- a portal keeps a group PENDING after a failed observation and retries it
+  itself within its window: Baton reads each attempt under the live group, and
+  a failed attempt is a lost chance at once (the copy's p(success) drops to
+  what the portal's own retries may still bring, and the request is re-planned
+  elsewhere), while the copy stays live for those retries.
 """
 
 from __future__ import annotations
@@ -19,18 +24,17 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from observatories.adapters import (
-    Exposure,
+from observatories.portal.client import (
     FailureKind,
     PortalError,
     PortalUnavailable,
     RemoteRequest,
     portal_client_for,
-    request_group_payload,
 )
-from observatories.adapters import (
+from observatories.portal.client import (
     RequestState as RemoteState,
 )
+from observatories.portal.payload import Exposure, request_group_payload
 
 from .. import hooks
 from ..models import (
@@ -48,6 +52,24 @@ logger = logging.getLogger(__name__)
 TOM_FACILITY_NAME = "Baton"
 
 
+# What a copy's chance is still worth after a failed attempt at the facility, which keeps retrying it within
+# its window: under a sky that clouded over the same night rarely clears in time; another fault may be fixed.
+P_RETRY_AFTER_WEATHER = 0.25
+P_RETRY_AFTER_OTHER = 0.5
+
+
+def _target_mag(target) -> float | None:  # type: ignore[no-untyped-def]
+    """The target's latest measured magnitude (any band), so a facility's exposure and the simulator's
+    photometry match the target's brightness; None when it has none."""
+    from tom_dataproducts.models import PhotometryReducedDatum
+
+    latest = (
+        PhotometryReducedDatum.objects.filter(target=target, brightness__isnull=False)
+        .order_by("-timestamp").values_list("brightness", flat=True).first()
+    )
+    return float(latest) if latest is not None else None
+
+
 def _payload(dispatch: Dispatch) -> dict:
     request = dispatch.request
     target = request.target
@@ -57,11 +79,15 @@ def _payload(dispatch: Dispatch) -> dict:
     )
     if instrument is None:
         raise PortalError(f"facility {dispatch.facility.code} has no instrument")
+    proposal = hooks.proposal_for(team=request.team, facility=dispatch.facility, at=dispatch.window_start)
+    if not proposal:
+        raise PortalError(f"the team has no proposal on {dispatch.facility.code}")
     return request_group_payload(
         target_name=target.name, ra_deg=float(target.ra), dec_deg=float(target.dec), instrument=instrument,
         exposures=[Exposure(filter=e["filter"], exposure_time_s=e["exposure_s"], count=e["count"]) for e in request.exposures],
         window_start=dispatch.window_start, window_end=dispatch.window_end, max_airmass=request.max_airmass,
         min_lunar_distance_deg=request.min_moon_separation_deg, ipp_value=max(0.5, min(2.0, request.priority / 5.0)),
+        proposal=proposal, target_mag=_target_mag(target), min_duration_s=dispatch.duration_s,
     )
 
 
@@ -178,6 +204,9 @@ def dispatch_apply_remote(*, dispatch_id: int, remote: RemoteRequest, now: datet
     except IllegalTransition:
         # e.g. we already cancelled it and the facility still reports it pending: ours stands.
         return Dispatch.objects.get(pk=dispatch_id)
+    if remote.state == RemoteState.PENDING and remote.failed_attempts:
+        _record_failed_attempts(dispatch_id=dispatch_id, remote=remote, now=now)
+        dispatch.refresh_from_db()
     if not changed:
         return dispatch
     if target_state == DispatchState.COMPLETED:
@@ -190,27 +219,41 @@ def dispatch_apply_remote(*, dispatch_id: int, remote: RemoteRequest, now: datet
     return dispatch
 
 
-def _store_data(dispatch: Dispatch, remote: RemoteRequest) -> None:
-    """The facility's photometry becomes points on the target's light curve (TOM ReducedDatum), owned by the team.
-
-    The points and their ownership are written together: the team's policy then decides who
-    sees them and when they are released (and pushed to its sharing destinations).
-    """
-    from tom_dataproducts.models import ReducedDatum
-
+def _record_failed_attempts(*, dispatch_id: int, remote: RemoteRequest, now: datetime) -> None:
+    """New failed attempts under a live group: the chance is lost now; re-plan while the portal retries."""
+    failed = remote.failed_attempts
     with transaction.atomic():
-        created = []
-        for point in remote.data:
-            datum, new = ReducedDatum.objects.get_or_create(
-                target=dispatch.request.target, data_type="photometry", timestamp=point.time,
-                source_name=f"Baton/{dispatch.facility.code}",
-                defaults={"source_location": dispatch.remote_id,
-                          "value": {"magnitude": point.mag, "error": point.mag_err, "filter": point.band}},
-            )
-            if new:
-                created.append(datum)
-        if created:
-            hooks.data_record(data=created, team=dispatch.request.team, kind="photometry")
+        dispatch = Dispatch.objects.select_for_update().select_related("facility").get(pk=dispatch_id)
+        if len(failed) <= dispatch.failed_attempts or dispatch.state not in DISPATCH_LIVE:
+            return
+        new = failed[dispatch.failed_attempts :]
+        factor = 1.0
+        for attempt in new:
+            factor *= P_RETRY_AFTER_WEATHER if attempt.failure_kind == FailureKind.WEATHER else P_RETRY_AFTER_OTHER
+        last = new[-1]
+        dispatch.failed_attempts = len(failed)
+        dispatch.p_success = dispatch.p_success * factor
+        dispatch.reason = (
+            f"attempt {len(failed)} failed at {last.site or dispatch.facility.code}: {last.reason or last.state}; "
+            "the facility retries it in its window"
+        )[:500]
+        dispatch.save(update_fields=["failed_attempts", "p_success", "reason"])
+        dispatch.transitions.create(from_state=dispatch.state, to_state=dispatch.state, reason=dispatch.reason, at=now)
+        request = ObservingRequest.objects.get(pk=dispatch.request_id)
+        if not request.is_open:
+            return
+        hooks.notify(event="request.copy_failed", request=request, facility=dispatch.facility.code,
+                     reason=dispatch.reason, state="attempt_failed")
+        _replan_on_commit(request.pk)
+
+
+def _store_data(dispatch: Dispatch, remote: RemoteRequest) -> None:
+    """Fetch the completed copy's frames from the facility's science archive, after commit (a task with retries:
+    archives lag). The frames become TOM data products and their photometry the target's TOM photometry, owned by
+    the team, whose policy then decides who sees them and when (``services.data``)."""
+    from ..tasks import dispatch_data_fetch_task
+
+    dispatch_data_fetch_task.delay_on_commit(dispatch.pk)  # type: ignore[attr-defined]  # celery-types predates Celery 5.4
 
 
 def _book_usage(dispatch: Dispatch, *, kind: str) -> None:

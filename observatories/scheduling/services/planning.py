@@ -216,15 +216,32 @@ def _facility_specs(*, now: datetime, live_state: dict[int, str]) -> tuple[list[
         specs.append(
             FacilitySpec(
                 code=facility.code, site_code=facility.site.code, telescope_class=facility.telescope_class,
-                p_operational=reliability.get(facility.id, 0.95), down_until=down_until,
+                p_operational=reliability.get(facility.id, 0.95), down_until=down_until, chance_key=facility.chance_key,
             )
         )
         by_code[facility.code] = facility
     return specs, by_code
 
 
+def _without_proposal(
+    request: ObservingRequest, *, by_code: dict[str, Facility], now: datetime, memo: dict[tuple[int, str], bool]
+) -> frozenset[str]:
+    """Facilities of the request's class where its team has no proposal: not a chance for that team."""
+    out = []
+    for code, facility in by_code.items():
+        if facility.telescope_class != request.telescope_class:
+            continue
+        key = (request.team_id, code)
+        if key not in memo:
+            memo[key] = bool(hooks.proposal_for(team=request.team, facility=facility, at=now))
+        if not memo[key]:
+            out.append(code)
+    return frozenset(out)
+
+
 def _request_spec(
-    request: ObservingRequest, *, live: Sequence[Dispatch], failed: Sequence[Dispatch], load: int, now: datetime
+    request: ObservingRequest, *, live: Sequence[Dispatch], failed: Sequence[Dispatch], load: int, now: datetime,
+    no_proposal: frozenset[str] = frozenset(),
 ) -> RequestSpec:
     start, end = request.visit_window()
     return RequestSpec(
@@ -237,12 +254,15 @@ def _request_spec(
         team_factor=hooks.team_factor(team=request.team),
         # A facility that failed or refused this visit is not asked again; a site-night lost to weather (or a
         # window that ran out there) is spent, but a broken telescope leaves its site-mates that night usable.
-        excluded_facilities=frozenset(d.facility.code for d in failed if d.state == DispatchState.FAILED_OTHER),
-        failed=tuple((d.facility.site.code, d.window_start) for d in failed if d.state != DispatchState.FAILED_OTHER),
+        excluded_facilities=frozenset(d.facility.code for d in failed if d.state == DispatchState.FAILED_OTHER)
+        | no_proposal,
+        # A live copy with a failed attempt has spent its site-night too: the facility retries it there itself.
+        failed=tuple((d.facility.site.code, d.window_start) for d in failed if d.state != DispatchState.FAILED_OTHER)
+        + tuple((d.facility.site.code, d.window_start) for d in live if d.failed_attempts),
         live=tuple(
             LiveCopy(
                 facility_code=d.facility.code, site_code=d.facility.site.code, start=d.window_start,
-                end=d.window_end, p=d.p_success, duration_s=d.duration_s,
+                end=d.window_end, p=d.p_success, duration_s=d.duration_s, chance_key=d.facility.chance_key,
             )
             for d in live
         ),
@@ -296,10 +316,11 @@ def network_plan(*, now: datetime | None = None, request_ids: Iterable[int] | No
             load[target_id] = count
         sites, live_state = _site_specs(now=now)
         facilities, by_code = _facility_specs(now=now, live_state=live_state)
+        memo: dict[tuple[int, str], bool] = {}
         specs = [
             _request_spec(
                 r, live=live_by_visit.get((r.pk, r.visit), []), failed=failed_by_visit.get((r.pk, r.visit), []),
-                load=load.get(r.target_id, 0), now=now,
+                load=load.get(r.target_id, 0), now=now, no_proposal=_without_proposal(r, by_code=by_code, now=now, memo=memo),
             )
             for r in requests
         ]
