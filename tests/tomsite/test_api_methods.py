@@ -61,7 +61,7 @@ class Route:
     callback: Any
 
     @property
-    def view_class(self) -> type | None:
+    def view_class(self) -> Any:
         return getattr(self.callback, "cls", None) or getattr(self.callback, "view_class", None)
 
     def handlers(self) -> dict[str, str]:
