@@ -42,6 +42,7 @@ REASONS: dict[str, str] = {
     "over_allocation": "the request was refused or queued by the team's time allocation",
     "request_pending": "requested; not planned yet",
     "never_visible": "requested; the planner found it never visible in its window",
+    "no_proposal": "requested; the team has no proposal at any facility that could observe it",
     "window_too_short": "requested; visible, but no chance long enough in the window",
     "outranked": "requested; visible, but the time went to higher-priority requests",
     "planned_pending": "requested and planned; not observed yet",
@@ -49,7 +50,8 @@ REASONS: dict[str, str] = {
     "not_observed": "requested and planned; expired, failed or cancelled without being observed",
 }
 REQUESTED_REASONS = frozenset(
-    {"request_pending", "never_visible", "window_too_short", "outranked", "planned_pending", "observed", "not_observed"}
+    {"request_pending", "never_visible", "no_proposal", "window_too_short", "outranked", "planned_pending", "observed",
+     "not_observed"}
 )
 
 COLUMNS: tuple[str, ...] = (
@@ -154,6 +156,7 @@ def _base_sql(scope: Scope, *, extra: str = "", where: str = "") -> str:
             WHEN r.id IS NULL THEN 'trigger_failed'
             WHEN r.state = 'completed' THEN 'observed'
             WHEN r.plan_outcome = 'never visible' THEN 'never_visible'
+            WHEN r.plan_outcome = 'no proposal' THEN 'no_proposal'
             WHEN r.plan_outcome = 'window too short' THEN 'window_too_short'
             WHEN r.plan_outcome = 'outranked' THEN 'outranked'
             WHEN r.state IN ('expired', 'failed', 'cancelled') THEN 'not_observed'

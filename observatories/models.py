@@ -60,6 +60,11 @@ class Facility(models.Model):
     name = models.CharField(max_length=200)
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="facilities")
     telescope_class = models.CharField(max_length=16, help_text="LCO-style class naming the aperture: '1m0', '0m4'")
+    also_serves = models.JSONField(
+        default=list, blank=True,
+        help_text="request classes this facility also takes copies of, e.g. ['1m0'] for a larger telescope of another "
+        "network standing in for a 1-m (a Gemini or LT copy of a 1-m request)",
+    )
     enclosure = models.CharField(
         max_length=16, blank=True, help_text="the portal's enclosure code at the site, e.g. 'doma' (location.enclosure)"
     )

@@ -16,13 +16,58 @@ from observatories.portal.client import PortalError, PortalUnavailable, portal_c
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["facility_status_record", "facility_status_refresh", "facility_status_prune", "network_load_default"]
+__all__ = [
+    "facility_instruments_refresh",
+    "facility_status_prune",
+    "facility_status_record",
+    "facility_status_refresh",
+    "network_load_default",
+]
 
 
 def network_load_default() -> NetworkLoadResult:
     """Load (or bring up to date) the default network from ``data/default_network.json``, atomically."""
     with transaction.atomic():
         return network_load()
+
+
+def facility_instruments_refresh(*, facility: Facility) -> list[str]:
+    """Bring the facility's instruments in line with its portal's ``api/instruments/`` (as TOM's OCS module reads
+    it): each instrument whose type the portal lists gets that type's selectable optical elements (the group its
+    ``optical_element_group`` names, else the type's first group), readout modes and default, acquisition and
+    guiding defaults, and its kind. Returns the codes of the instruments changed. Raises PortalError /
+    PortalUnavailable (nothing changed) when the portal refuses or cannot be reached, ImproperlyConfigured for a
+    facility that is not a portal."""
+    described = portal_client_for(facility).instruments()
+    changed = []
+    with transaction.atomic():
+        for instrument in facility.instruments.select_for_update():
+            spec = described.get(instrument.portal_instrument_type)
+            if not isinstance(spec, dict):
+                continue
+            groups = spec.get("optical_elements") or {}
+            group = f"{instrument.optical_element_group or 'filter'}s"
+            if group not in groups and groups:
+                group = next(iter(groups))
+            modes = spec.get("modes") or {}
+            readout = modes.get("readout") or {}
+            values = {
+                "kind": "spectra" if str(spec.get("type", "")).upper() == "SPECTRA" else "imaging",
+                "optical_element_group": group[:-1] if group.endswith("s") else group,
+                "filters": [e["code"] for e in groups.get(group, []) if e.get("schedulable", True) and e.get("code")]
+                or instrument.filters,
+                "readout_modes": [m["code"] for m in readout.get("modes", []) if m.get("code")],
+                "default_readout_mode": str(readout.get("default") or ""),
+                "acquisition_mode": str((modes.get("acquisition") or {}).get("default") or instrument.acquisition_mode),
+                "guiding_mode": str((modes.get("guiding") or {}).get("default") or instrument.guiding_mode),
+            }
+            diff = [name for name, value in values.items() if getattr(instrument, name) != value]
+            if diff:
+                for name in diff:
+                    setattr(instrument, name, values[name])
+                instrument.save(update_fields=diff)
+                changed.append(instrument.code)
+    return changed
 
 
 def facility_status_record(

@@ -64,6 +64,10 @@ class AllocationForm(forms.Form):
     facility_code = forms.CharField(max_length=64, required=False, help_text="empty: any facility of the class")
     semester = forms.RegexField(r"^\d{4}[AB]$", max_length=5, help_text="e.g. 2026A")
     hours = forms.FloatField(min_value=0, max_value=100000)
+    proposal = forms.RegexField(
+        r"^[A-Za-z0-9._-]*$", max_length=64, required=False,
+        help_text="the team's proposal id at the facility's portal; empty: the facility's default proposal",
+    )
 
 
 class NotificationRuleForm(forms.Form):
@@ -146,7 +150,8 @@ class PolicyEditor:
             "sharing": {kind: {**form.cleaned_data, "partners": form.cleaned_data["partners"]} for kind, form in self.sharing.items()},
             "publication": self.publication.cleaned_data,
             "time": {**self.time.cleaned_data, "allocations": [
-                {**f.cleaned_data, "facility_code": f.cleaned_data.get("facility_code") or ""}
+                {**f.cleaned_data, "facility_code": f.cleaned_data.get("facility_code") or "",
+                 "proposal": f.cleaned_data.get("proposal") or ""}
                 for f in self.allocations.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")
             ]},
             "notifications": [f.to_json() for f in self.rules.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")],

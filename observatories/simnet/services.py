@@ -299,7 +299,7 @@ def _check_request(request: Any, errors: dict[str, Any]) -> _Checked | None:
             if code not in known:
                 err["instrument_type"] = [f"Invalid instrument type {code}. Valid instruments may include: {', '.join(known)}"]
             else:
-                where = request.get("location") if isinstance(request.get("location"), dict) else {}
+                where: dict[str, Any] = request["location"] if isinstance(request.get("location"), dict) else {}
                 err["non_field_errors"] = [
                     f"Invalid instrument type '{code}' at site={where.get('site') or 'Any'}, "
                     f"enc={where.get('enclosure') or 'Any'}, tel={where.get('telescope') or 'Any'}. \n"
@@ -310,7 +310,7 @@ def _check_request(request: Any, errors: dict[str, Any]) -> _Checked | None:
             err["instrument_type"] = ["all configurations of a request must use one instrument type"]
             continue
         instrument = this
-        acquisition = config.get("acquisition_config") if isinstance(config.get("acquisition_config"), dict) else {}
+        acquisition: dict[str, Any] = config["acquisition_config"] if isinstance(config.get("acquisition_config"), dict) else {}
         acq_mode = str(acquisition.get("mode", "OFF"))
         allowed_acq = {"WCS", "BRIGHTEST"} if this.optical_element_group == "slit" else {"OFF"}
         if acq_mode not in allowed_acq:
@@ -409,7 +409,7 @@ def _check_request(request: Any, errors: dict[str, Any]) -> _Checked | None:
                 errors["windows"] = [{"non_field_errors": ["The observation window does not fit within any defined semester."]}]
                 break
             windows.append((start, end))
-    location = request.get("location") if isinstance(request.get("location"), dict) else {}
+    location: dict[str, Any] = request["location"] if isinstance(request.get("location"), dict) else {}
     sites = set(Facility.objects.filter(simulated=True, enabled=True).values_list("site__code", flat=True))
     if location.get("site") and location["site"] not in sites:
         errors["location"] = {"site": [f'"{location["site"]}" is not a valid choice.']}
@@ -550,7 +550,7 @@ def sim_request_group_validate(*, payload: Any, now: datetime | None = None) -> 
         return errors, []
     request_errors: dict[str, Any] = {}
     checked = _check_request(raw_requests[0], request_errors)
-    scheduled: list[tuple[_Checked, tuple[datetime, datetime]]] = []
+    scheduled: list[tuple[_Checked, _Slot]] = []
     if checked is not None:
         if all(end <= now for _, end in checked.windows):
             request_errors["windows"] = [{"end": ["Window end time must be in the future"]}]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -190,3 +191,22 @@ def test_telescope_states_follow_weather_and_downtime(sim: Sim) -> None:
     assert state("cpt-1m0-a")[1].startswith("Weather: forced cloudy until")
     sim.post("api/downtime/clear/", {"facility": "lsc-1m0-b"})
     assert state("lsc-1m0-b")[0] == "available"
+
+
+def test_instruments_refresh_from_the_portals_description(sim: Sim) -> None:
+    from django.core.management import call_command
+
+    from observatories.models import Instrument
+
+    stale = Instrument.objects.get(code="lsc-1m0-a-sinistro")
+    stale.readout_modes, stale.default_readout_mode, stale.filters = ["default"], "default", ["V"]
+    stale.save()
+    out = io.StringIO()
+    call_command("observatories_refresh_instruments", "--facility", "lsc-1m0-a", stdout=out)
+    stale.refresh_from_db()
+    # As the portal's api/instruments/ describes the type every 1-m carries.
+    assert stale.default_readout_mode == "full_frame" and "central_2k_2x2" in stale.readout_modes
+    assert "rp" in stale.filters and stale.optical_element_group == "filter"
+    assert "lsc-1m0-a: 1 instrument(s) updated lsc-1m0-a-sinistro" in out.getvalue()
+    call_command("observatories_refresh_instruments", "--facility", "lsc-1m0-a", stdout=out)
+    assert out.getvalue().strip().endswith("lsc-1m0-a: 0 instrument(s) updated")

@@ -295,6 +295,15 @@ SPECTACULAR_SETTINGS = {
 TARGET_TYPE = "SIDEREAL"
 MATCH_MANAGERS: dict[str, str] = {}
 FACILITIES: dict[str, dict] = {}
+# TOM's Gemini module (a copy at Gemini through its ToO trigger API) reads FACILITIES["GEM"] when imported.
+if env.str("GEMINI_USER_EMAIL", default=""):
+    FACILITIES["GEM"] = {
+        "portal_url": {"GS": env.str("GEMINI_GS_URL", default="https://gsodb.gemini.edu:8443"),
+                       "GN": env.str("GEMINI_GN_URL", default="https://gnodb.gemini.edu:8443")},
+        "api_key": {"GS": env.str("GEMINI_GS_KEY", default=""), "GN": env.str("GEMINI_GN_KEY", default="")},
+        "user_email": env.str("GEMINI_USER_EMAIL"),
+        "programs": env.json("GEMINI_PROGRAMS", default={}),
+    }
 TOM_FACILITY_CLASSES: list[str] = []
 DATA_PRODUCT_TYPES = {
     "photometry": ("photometry", "Photometry"),

@@ -71,6 +71,10 @@ def dispatch_data_store(*, dispatch_id: int) -> int:
     dispatch = Dispatch.objects.select_related("facility__site", "request__target", "request__team").get(pk=dispatch_id)
     if dispatch.state != DispatchState.COMPLETED or not dispatch.remote_id:
         return 0
+    from observatories.portal.facility import speaks_portal_api_path
+
+    if not speaks_portal_api_path(dispatch.facility.adapter):
+        return _store_through_tom_module(dispatch)
     remote = portal_client_for(dispatch.facility).status(remote_id=dispatch.remote_id)
     archive = archive_client_for(dispatch.facility)
     listed = stored = 0
@@ -88,6 +92,18 @@ def dispatch_data_store(*, dispatch_id: int) -> int:
             f"dispatch {dispatch.pk}: the archive lists {listed} of {_frames_expected(dispatch)} frames", stored=stored
         )
     return stored
+
+
+def _store_through_tom_module(dispatch: Dispatch) -> int:
+    """A copy at a facility that is not a portal: its TOM module's own data products, owned by the team."""
+    from observatories.tomfacility import TomFacilityCopy
+
+    if dispatch.observation_record is None:
+        return 0
+    products = TomFacilityCopy(dispatch.facility).save_data(observation_record=dispatch.observation_record)
+    if products:
+        hooks.data_record(data=products, team=dispatch.request.team, kind="photometry")
+    return len(products)
 
 
 def _mag(value: float | None) -> float | None:

@@ -106,6 +106,8 @@ def dispatch_submit(*, dispatch_id: int, now: datetime | None = None) -> Dispatc
         # leaves a QUEUED row that the reconciler re-submits under the same key.
         dispatch.submit_attempts += 1
         dispatch.save(update_fields=["submit_attempts"])
+    if not _speaks_portal(dispatch.facility):
+        return _submit_through_tom_module(dispatch, now=now)
     try:
         client = portal_client_for(dispatch.facility)
         remote = client.submit(payload=_payload(dispatch), idempotency_key=dispatch.idempotency_key)
@@ -121,7 +123,60 @@ def dispatch_submit(*, dispatch_id: int, now: datetime | None = None) -> Dispatc
     return _record_submission(dispatch.pk, remote, now=now)
 
 
-def _record_submission(dispatch_id: int, remote: RemoteRequest, *, now: datetime | None) -> Dispatch:
+def _speaks_portal(facility) -> bool:  # type: ignore[no-untyped-def]
+    from observatories.portal.facility import speaks_portal_api_path
+
+    return speaks_portal_api_path(facility.adapter)
+
+
+def _copy_values(dispatch: Dispatch):  # type: ignore[no-untyped-def]
+    from observatories.tomfacility import CopyValues
+
+    request, target = dispatch.request, dispatch.request.target
+    first = request.exposures[0]
+    return CopyValues(
+        target_name=target.name, ra_deg=float(target.ra), dec_deg=float(target.dec), window_start=dispatch.window_start,
+        window_end=dispatch.window_end, exposure_s=float(first["exposure_s"]), exposure_count=int(first["count"]),
+        filter=str(first["filter"]), max_airmass=request.max_airmass, mag=_target_mag(target),
+    )
+
+
+def _submit_through_tom_module(dispatch: Dispatch, *, now: datetime) -> Dispatch:
+    """Submit a copy to a facility that is not a portal, through its TOM module: once, never twice."""
+    from observatories.tomfacility import TomFacilityCopy, TomFacilityRefused
+
+    if dispatch.submit_attempts > 1:
+        # No idempotency key at such a facility: an attempt whose outcome is unknown is not repeated.
+        dispatch, _ = dispatch_transition(
+            dispatch_id=dispatch.pk, to=DispatchState.FAILED_OTHER, now=now,
+            reason="an earlier submission's outcome is unknown and this facility cannot be asked; not sent again "
+            "(no duplicate trigger)",
+        )
+        _after_failure(dispatch, now=now)
+        return dispatch
+    driver = TomFacilityCopy(dispatch.facility)
+    try:
+        remote = driver.submit(target=dispatch.request.target, values=_copy_values(dispatch))
+    except TomFacilityRefused as exc:
+        dispatch, _ = dispatch_transition(
+            dispatch_id=dispatch.pk, to=DispatchState.FAILED_OTHER, now=now, reason=f"refused: {'; '.join(exc.messages)}"[:500]
+        )
+        _after_failure(dispatch, now=now)
+        return dispatch
+    except Exception as exc:  # noqa: BLE001 - a module's own errors (credentials, HTTP): the outcome is unknown
+        logger.warning("dispatch %s: %s submission failed: %s", dispatch.pk, driver.tom_name, exc)
+        dispatch, _ = dispatch_transition(
+            dispatch_id=dispatch.pk, to=DispatchState.FAILED_OTHER, now=now,
+            reason=f"{driver.tom_name} submission failed: {exc}"[:500],
+        )
+        _after_failure(dispatch, now=now)
+        return dispatch
+    return _record_submission(dispatch.pk, remote, now=now, tom_facility=driver.tom_name)
+
+
+def _record_submission(
+    dispatch_id: int, remote: RemoteRequest, *, now: datetime | None, tom_facility: str = ""
+) -> Dispatch:
     from tom_observations.models import ObservationRecord
 
     now = now or timezone.now()
@@ -134,9 +189,12 @@ def _record_submission(dispatch_id: int, remote: RemoteRequest, *, now: datetime
             return dispatch
         if dispatch.state != DispatchState.QUEUED:
             return dispatch
+        # A portal copy is a "Baton" observation (facility code + group id); a TOM module's copy is that module's
+        # own observation, so TOM's pages and status updates work on it as on one submitted by hand.
         record = ObservationRecord.objects.create(
-            target=dispatch.request.target, facility=TOM_FACILITY_NAME,
-            observation_id=f"{dispatch.facility.code}:{remote.remote_id}", status="PENDING",
+            target=dispatch.request.target, facility=tom_facility or TOM_FACILITY_NAME,
+            observation_id=remote.remote_id if tom_facility else f"{dispatch.facility.code}:{remote.remote_id}",
+            status="PENDING",
             parameters={"baton_dispatch": dispatch.pk, "baton_request": dispatch.request_id,
                         "facility": dispatch.facility.code},
             scheduled_start=dispatch.window_start, scheduled_end=dispatch.window_end,
@@ -182,7 +240,12 @@ def dispatch_poll(*, dispatch_id: int, now: datetime | None = None) -> Dispatch:
     dispatch = Dispatch.objects.select_related("facility__site", "request").get(pk=dispatch_id)
     if dispatch.state not in (DispatchState.SUBMITTED, DispatchState.PENDING, DispatchState.IN_PROGRESS):
         return dispatch
-    remote = portal_client_for(dispatch.facility).status(remote_id=dispatch.remote_id)
+    if _speaks_portal(dispatch.facility):
+        remote = portal_client_for(dispatch.facility).status(remote_id=dispatch.remote_id)
+    else:
+        from observatories.tomfacility import TomFacilityCopy
+
+        remote = TomFacilityCopy(dispatch.facility).status(remote_id=dispatch.remote_id)
     return dispatch_apply_remote(dispatch_id=dispatch.pk, remote=remote, now=now)
 
 
@@ -330,6 +393,14 @@ def dispatch_cancel_remote(*, dispatch_id: int) -> None:
     """Tell the facility a cancelled copy is withdrawn (idempotent; PortalUnavailable retries)."""
     dispatch = Dispatch.objects.select_related("facility__site").get(pk=dispatch_id)
     if dispatch.state != DispatchState.CANCELLED or not dispatch.remote_id:
+        return
+    if not _speaks_portal(dispatch.facility):
+        from observatories.tomfacility import TomFacilityCopy
+
+        if not TomFacilityCopy(dispatch.facility).cancel(remote_id=dispatch.remote_id):
+            reason = f"{dispatch.reason}; its TOM module cannot withdraw it: tell {dispatch.facility.code} by hand"
+            Dispatch.objects.filter(pk=dispatch.pk).update(reason=reason[:500])
+        _book_usage(dispatch, kind="cancelled")
         return
     remote = portal_client_for(dispatch.facility).cancel(remote_id=dispatch.remote_id)
     if remote.state == RemoteState.COMPLETED:

@@ -116,7 +116,9 @@ def request_submit(
     if window_end <= now:
         raise RequestInvalid("window: it is already over")
     cleaned = _clean_exposures(exposures)
-    facilities = Facility.objects.filter(enabled=True, telescope_class=telescope_class)
+    facilities = Facility.objects.filter(enabled=True).filter(
+        Q(telescope_class=telescope_class) | Q(also_serves__contains=[telescope_class])
+    )
     if not facilities.exists():
         raise RequestInvalid(f"telescope_class: no enabled facility of class {telescope_class!r}")
     filters = {f for fac in facilities.prefetch_related("instruments") for i in fac.instruments.all() for f in i.filters}
@@ -213,12 +215,15 @@ def _facility_specs(*, now: datetime, live_state: dict[int, str]) -> tuple[list[
     for facility in Facility.objects.filter(enabled=True).select_related("site"):
         state = live_state.get(facility.id)
         down_until = now + timedelta(hours=12) if state == FacilityStatus.State.DOWNTIME else None
-        specs.append(
-            FacilitySpec(
-                code=facility.code, site_code=facility.site.code, telescope_class=facility.telescope_class,
-                p_operational=reliability.get(facility.id, 0.95), down_until=down_until, chance_key=facility.chance_key,
+        # One spec per request class it takes (its own, and those it also serves); they share its capacity.
+        for telescope_class in dict.fromkeys([facility.telescope_class, *(facility.also_serves or [])]):
+            specs.append(
+                FacilitySpec(
+                    code=facility.code, site_code=facility.site.code, telescope_class=telescope_class,
+                    p_operational=reliability.get(facility.id, 0.95), down_until=down_until,
+                    chance_key=facility.chance_key,
+                )
             )
-        )
         by_code[facility.code] = facility
     return specs, by_code
 
@@ -227,10 +232,13 @@ def _without_proposal(
     request: ObservingRequest, *, by_code: dict[str, Facility], now: datetime, memo: dict[tuple[int, str], bool]
 ) -> frozenset[str]:
     """Facilities of the request's class where its team has no proposal: not a chance for that team."""
+    from observatories.portal.facility import speaks_portal_api_path
+
     out = []
     for code, facility in by_code.items():
-        if facility.telescope_class != request.telescope_class:
-            continue
+        classes = {facility.telescope_class, *(facility.also_serves or [])}
+        if request.telescope_class not in classes or not speaks_portal_api_path(facility.adapter):
+            continue  # (a TOM module's facility carries its programme in its own parameters)
         key = (request.team_id, code)
         if key not in memo:
             memo[key] = bool(hooks.proposal_for(team=request.team, facility=facility, at=now))
@@ -317,10 +325,11 @@ def network_plan(*, now: datetime | None = None, request_ids: Iterable[int] | No
         sites, live_state = _site_specs(now=now)
         facilities, by_code = _facility_specs(now=now, live_state=live_state)
         memo: dict[tuple[int, str], bool] = {}
+        no_proposal = {r.pk: _without_proposal(r, by_code=by_code, now=now, memo=memo) for r in requests}
         specs = [
             _request_spec(
                 r, live=live_by_visit.get((r.pk, r.visit), []), failed=failed_by_visit.get((r.pk, r.visit), []),
-                load=load.get(r.target_id, 0), now=now, no_proposal=_without_proposal(r, by_code=by_code, now=now, memo=memo),
+                load=load.get(r.target_id, 0), now=now, no_proposal=no_proposal[r.pk],
             )
             for r in requests
         ]
@@ -328,6 +337,14 @@ def network_plan(*, now: datetime | None = None, request_ids: Iterable[int] | No
         plans = plan_network(requests=specs, sites=sites, facilities=facilities, now=now, booked_s=booked)
         by_id = {r.pk: r for r in requests}
         for request_id, plan in plans.items():
+            request = by_id[request_id]
+            serving = {
+                code for code, f in by_code.items()
+                if request.telescope_class in {f.telescope_class, *(f.also_serves or [])}
+            }
+            if not plan.chosen and not plan.reached and serving and serving <= no_proposal[request_id]:
+                # Say why: no facility that could observe it takes the team's requests (no proposal there).
+                plan.outcome = "no proposal"
             _apply_plan(by_id[request_id], plan, by_code=by_code, now=now)
     return plans
 

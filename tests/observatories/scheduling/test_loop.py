@@ -148,10 +148,13 @@ def test_cloudy_site_fails_another_completes_twins_cancelled(celery_worker_proce
     assert "Weather" in first.reason and first.p_success < p_before
     assert SimRequestGroup.objects.get(name=first.idempotency_key).state == "PENDING"
     # ...and the request was re-planned within a minute of that news, with the lost chance counted.
-    wait_until(
-        lambda: ObservingRequest.objects.get(pk=request.pk).planned_at > first.transitions.order_by("-at").first().at,
-        what="a re-plan after the failed attempt",
-    )
+    news_at = first.transitions.latest("at").at
+
+    def replanned() -> bool:
+        planned_at = ObservingRequest.objects.get(pk=request.pk).planned_at
+        return planned_at is not None and planned_at > news_at
+
+    wait_until(replanned, what="a re-plan after the failed attempt")
 
     # The second site observes it.
     sim_tick(now=slots[second.pk].end + timedelta(minutes=1))
