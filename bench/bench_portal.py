@@ -92,7 +92,7 @@ def main() -> None:
     payload = request_group_payload(
         target_name="OGLE-2016-BLG-1195", ra_deg=268.5317917, dec_deg=-30.4728056, instrument=instrument,
         exposures=[Exposure(filter="V", exposure_time_s=60, count=2)], window_start=EVENING, window_end=MORNING,
-        target_mag=16.0,
+        target_mag=16.0, proposal=facility.default_proposal,
     )
     try:
         sim_clock_set(now=EVENING)

@@ -439,8 +439,10 @@ def _check_request(request: Any, errors: dict[str, Any]) -> _Checked | None:
 def first_observable_slot(
     *, site: Site, ra: float, dec: float, windows: list[tuple[datetime, datetime]], not_before: datetime,
     duration_s: float, max_airmass: float, min_lunar_distance: float,
+    busy: list[tuple[datetime, datetime]] | None = None,
 ) -> tuple[datetime, datetime] | None:
-    """The first [start, start + duration] inside a window, not before ``not_before``, when the target is observable."""
+    """The first [start, start + duration] inside a window, not before ``not_before``, when the target is observable
+    and the slot overlaps none of the ``busy`` spans (the telescope's other observations)."""
     import astropy.units as u
     from astropy.coordinates import EarthLocation, SkyCoord
     from astropy.time import Time
@@ -453,6 +455,7 @@ def first_observable_slot(
         max_airmass=max_airmass, min_moon_separation_deg=min_lunar_distance, sun_max_alt_deg=SUN_MAX_ALT_DEG
     )
     need = timedelta(seconds=duration_s)
+    taken = sorted(busy or [])
     for start, end in sorted(windows):
         chunk_start = max(start, not_before)
         while end - chunk_start >= need:
@@ -464,7 +467,13 @@ def first_observable_slot(
             )
             for begin, finish in found.for_pair(target=0, site=0):
                 slot_start = begin.to_datetime(timezone=UTC).replace(microsecond=0) + timedelta(seconds=1)
-                if finish.to_datetime(timezone=UTC) - slot_start >= need:
+                last = finish.to_datetime(timezone=UTC)
+                # Walk past the telescope's other observations, in time order.
+                for busy_start, busy_end in taken:
+                    if busy_end <= slot_start or busy_start >= slot_start + need:
+                        continue
+                    slot_start = max(slot_start, busy_end)
+                if last - slot_start >= need:
                     return slot_start, slot_start + need
             chunk_start += _SEARCH_CHUNK
     return None
@@ -492,27 +501,23 @@ def next_attempt(*, checked: _Checked, not_before: datetime, exclude_request: in
     A telescope observes one thing at a time: a slot overlapping another pending attempt on it moves past that one.
     """
     best: _Slot | None = None
+    one_site = len({f.site_id for f in checked.location_facilities}) == 1
     for facility in checked.location_facilities:
-        moment = not_before
-        for _ in range(50):
-            found = first_observable_slot(
-                site=facility.site, ra=checked.ra, dec=checked.dec, windows=checked.windows, not_before=moment,
-                duration_s=checked.duration_s, max_airmass=checked.max_airmass,
-                min_lunar_distance=checked.min_lunar_distance,
-            )
-            if found is None:
-                break
-            busy = (
-                SimObservation.objects.filter(facility=facility, state="PENDING", start__lt=found[1], end__gt=found[0])
-                .exclude(request_id=exclude_request)
-                .order_by("-end")
-                .first()
-            )
-            if busy is None:
-                if best is None or found[0] < best.start:
-                    best = _Slot(facility=facility, start=found[0], end=found[1])
-                break
-            moment = busy.end
+        busy = list(
+            SimObservation.objects.filter(facility=facility, state="PENDING", end__gt=not_before)
+            .exclude(request_id=exclude_request)
+            .order_by("start")
+            .values_list("start", "end")
+        )
+        found = first_observable_slot(
+            site=facility.site, ra=checked.ra, dec=checked.dec, windows=checked.windows, not_before=not_before,
+            duration_s=checked.duration_s, max_airmass=checked.max_airmass,
+            min_lunar_distance=checked.min_lunar_distance, busy=busy,
+        )
+        if found is not None and (best is None or found[0] < best.start):
+            best = _Slot(facility=facility, start=found[0], end=found[1])
+        if best is not None and not busy and one_site:
+            break  # a free telescope at the one site: none of its site-mates can start earlier
     return best
 
 
