@@ -113,7 +113,7 @@ class OutboxApi(_ServiceErrors, APIView):
         if wanted is not None and wanted not in OutboxStatus.values:
             raise ValidationError({"status": f"one of {', '.join(OutboxStatus.values)}"})
         destination = request.query_params.get("destination")
-        if destination is not None and ("\x00" in destination or len(destination) > 80):
+        if destination is not None and (not destination.strip() or "\x00" in destination or len(destination) > 80):
             raise ValidationError({"destination": "a destination's name (at most 80 characters)"})
         paginator = StrictLimitOffsetPagination()
         page: Any = paginator.paginate_queryset(selectors.outbox_of(team=team, status=wanted, destination=destination),

@@ -47,22 +47,23 @@ class RequestListCreateApi(ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
+def _visible_request(request: Request, pk: int):  # type: ignore[no-untyped-def]
+    found = requests_visible_to(user=request.user).filter(pk=pk).first()
+    if found is None:
+        raise NotFound("no such request")
+    return found
+
+
 class RequestDetailApi(APIView):
     """One request with its dispatches (one per facility copy) and its state history."""
 
-    def _get(self, request: Request, pk: int):
-        found = requests_visible_to(user=request.user).filter(pk=pk).first()
-        if found is None:
-            raise NotFound("no such request")
-        return found
-
     @extend_schema(responses={200: RequestSerializer, 404: OpenApiResponse(description="not found")}, tags=["requests"])
     def get(self, request: Request, pk: int) -> Response:
-        return Response(RequestSerializer(self._get(request, pk)).data)
+        return Response(RequestSerializer(_visible_request(request, pk)).data)
 
 
-class RequestCancelApi(RequestDetailApi):
-    """Cancel a request: every live copy is withdrawn from its facility."""
+class RequestCancelApi(APIView):
+    """Cancel a request: every live copy is withdrawn from its facility (POST only: a sub-resource of its own)."""
 
     @extend_schema(
         request=None,
@@ -71,7 +72,7 @@ class RequestCancelApi(RequestDetailApi):
         tags=["requests"],
     )
     def post(self, request: Request, pk: int) -> Response:
-        found = self._get(request, pk)
+        found = _visible_request(request, pk)
         try:
             cancelled = request_cancel(request_id=found.pk, actor=request.user.get_username())
         except IllegalTransition as exc:

@@ -501,6 +501,8 @@ def plan_network(
             end = now + timedelta(seconds=float(grid.times_s[t1]))
             if start < now:
                 start = now
+            if (end - start).total_seconds() < r.duration_s:
+                continue  # a run already under way when clipped to now: too little of it is left
             night = int(night_of[s_i][t0])
             p_clear = p_clear_at(site, at=start, now=now)
             p_after_cloudy = 1.0 / max(site.cloudy_spell_nights, 1.0)

@@ -463,7 +463,7 @@ def first_observable_slot(
             chunk_end = min(end, chunk_start + _SEARCH_CHUNK + need)
             found = observable_windows(
                 targets=target, sites=location, start=Time(chunk_start), end=Time(chunk_end),
-                constraints=constraints, step=10 * u.min,
+                constraints=constraints, step=5 * u.min,  # the planner's resolution, so its chances are found here
             )
             for begin, finish in found.for_pair(target=0, site=0):
                 slot_start = begin.to_datetime(timezone=UTC).replace(microsecond=0) + timedelta(seconds=1)

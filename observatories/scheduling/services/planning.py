@@ -249,7 +249,7 @@ def _without_proposal(
 
 def _request_spec(
     request: ObservingRequest, *, live: Sequence[Dispatch], failed: Sequence[Dispatch], load: int, now: datetime,
-    no_proposal: frozenset[str] = frozenset(),
+    no_proposal: frozenset[str] = frozenset(), same_chance: dict[str, frozenset[str]] | None = None,
 ) -> RequestSpec:
     start, end = request.visit_window()
     return RequestSpec(
@@ -262,7 +262,11 @@ def _request_spec(
         team_factor=hooks.team_factor(team=request.team),
         # A facility that failed or refused this visit is not asked again; a site-night lost to weather (or a
         # window that ran out there) is spent, but a broken telescope leaves its site-mates that night usable.
-        excluded_facilities=frozenset(d.facility.code for d in failed if d.state == DispatchState.FAILED_OTHER)
+        # (A portal that refused a copy refuses it at every telescope it places on: the whole chance key is out.)
+        excluded_facilities=frozenset(
+            code for d in failed if d.state == DispatchState.FAILED_OTHER
+            for code in (same_chance or {}).get(d.facility.chance_key, frozenset({d.facility.code}))
+        )
         | no_proposal,
         # A live copy with a failed attempt has spent its site-night too: the facility retries it there itself.
         failed=tuple((d.facility.site.code, d.window_start) for d in failed if d.state != DispatchState.FAILED_OTHER)
@@ -326,10 +330,14 @@ def network_plan(*, now: datetime | None = None, request_ids: Iterable[int] | No
         facilities, by_code = _facility_specs(now=now, live_state=live_state)
         memo: dict[tuple[int, str], bool] = {}
         no_proposal = {r.pk: _without_proposal(r, by_code=by_code, now=now, memo=memo) for r in requests}
+        keyed: dict[str, set[str]] = {}
+        for code, facility in by_code.items():
+            keyed.setdefault(facility.chance_key, set()).add(code)
+        same_chance = {key: frozenset(codes) for key, codes in keyed.items()}
         specs = [
             _request_spec(
                 r, live=live_by_visit.get((r.pk, r.visit), []), failed=failed_by_visit.get((r.pk, r.visit), []),
-                load=load.get(r.target_id, 0), now=now, no_proposal=no_proposal[r.pk],
+                load=load.get(r.target_id, 0), now=now, no_proposal=no_proposal[r.pk], same_chance=same_chance,
             )
             for r in requests
         ]
