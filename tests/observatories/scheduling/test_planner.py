@@ -194,3 +194,18 @@ def test_a_second_night_at_one_site_counts_less_than_another_site():
     chosen, p, _ = choose_chances(chances=[first, again, other], live=[], target_p=0.85, epoch=NOW)
     assert [c.site_code for c in chosen] == ["a", "b"]
     assert p == pytest.approx(1 - 0.3 * 0.4)
+
+
+def test_every_chance_is_long_enough_for_its_observation_whenever_the_plan_is_made():
+    # A run of visibility already under way is clipped to now; what is left of it must still hold the observation
+    # (a 5-minute chance for a 7-minute observation was once sent, and the portal refused it as never visible).
+    request = RequestSpec(id=1, telescope_class="1m0", duration_s=420, window_start=NOW,
+                          window_end=NOW + timedelta(hours=36), **BULGE)
+    seen = 0
+    for minutes in range(0, 24 * 60, 7):  # plans made at every 7th minute of a day, edges of nights included
+        now = NOW + timedelta(minutes=minutes)
+        plan = plan_network(requests=[replace(request, window_start=now)], sites=SITES, facilities=FACILITIES, now=now)[1]
+        for c in plan.chances:
+            seen += 1
+            assert c.start >= now and (c.end - c.start).total_seconds() >= request.duration_s, (minutes, c)
+    assert seen > 100
