@@ -10,6 +10,7 @@ from django.urls import URLPattern, URLResolver, path, re_path, register_convert
 from . import apis, views
 from .fields import BoundedIdConverter, SmallIdConverter
 from .tom_overrides import PolicyReducedDatumViewSet
+from .tom_views import PolicyObservationCancelView, PolicyObservationUpdateView, PolicyTargetMergeView
 
 # Ids of up to 18 digits: a longer one is a 404 from the resolver, not an out-of-range database query.
 register_converter(BoundedIdConverter, "policies_id")
@@ -59,4 +60,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^api/reduceddatums\.(?P<format>[a-z0-9]+)/?$", _reduced_list, name="tom-reduceddatums-format"),
     re_path(r"^api/reduceddatums/(?P<pk>[^/.]+)/?$", _reduced_detail, name="tom-reduceddatum"),
     re_path(r"^api/reduceddatums/(?P<pk>[^/.]+)\.(?P<format>[a-z0-9]+)/?$", _reduced_detail, name="tom-reduceddatum-format"),
+    # TOM's pages that change things, behind the door (policies.tom_views), on TOM's own paths.
+    path("observations/<int:pk>/cancel/", PolicyObservationCancelView.as_view(), name="tom-observation-cancel"),
+    path("observations/<int:pk>/update/", PolicyObservationUpdateView.as_view(), name="tom-observation-update"),
+    path("targets/merge/<int:pk1>/<int:pk2>", PolicyTargetMergeView.as_view(), name="tom-target-merge"),
 ]
