@@ -320,6 +320,18 @@ def request_visible_to(*, user: AnyUser, request: Any, now: datetime | None = No
 # --- claims -------------------------------------------------------------------------------
 
 
+def request_act_allowed(*, user: AnyUser, team_group_id: int) -> bool:
+    """Whether ``user`` may act for the team on its observing requests (submit, cancel): an admin or member of that
+    team. Seeing a request (another team's, shared by policy) is not enough, and an observer only watches."""
+    from .models import Role, Team
+    from .selectors import team_role_of
+
+    team = Team.objects.filter(group_id=team_group_id).select_related("group").first()
+    if team is None:
+        return False
+    return team_role_of(user=user, team=team) in (Role.ADMIN, Role.MEMBER)
+
+
 def claims_visible_to(*, user: AnyUser, now: datetime | None = None) -> QuerySet[Claim]:
     """Claims a user may see.
 

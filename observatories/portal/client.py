@@ -325,6 +325,18 @@ class PortalClient:
                 logger.info("submit %s to %s: attempt %d failed: %s", idempotency_key, self.base_url, attempt + 1, exc)
         raise PortalUnavailable(f"{self.base_url}: submit {idempotency_key} failed after {self.retries + 1} attempts: {last}")
 
+    def find(self, *, idempotency_key: str) -> RemoteRequest | None:
+        """The request group named ``idempotency_key``, if the portal has one (retried on transient failures)."""
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self._backoff(attempt)
+            try:
+                return self._find_by_name_once(idempotency_key)
+            except _Transient as exc:
+                last = exc
+        raise PortalUnavailable(f"{self.base_url}: find {idempotency_key} failed after {self.retries + 1} attempts: {last}")
+
     def status(self, *, remote_id: str) -> RemoteRequest:
         """Return the request group ``remote_id`` with its state, its attempts and (if it ended badly) why."""
         group = self._json("GET", f"api/requestgroups/{self._id(remote_id)}/")

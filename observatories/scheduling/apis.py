@@ -6,12 +6,13 @@ from datetime import timedelta
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from . import hooks
 from .selectors import requests_visible_to
 from .serializers import RequestCreateSerializer, RequestSerializer
 from .services import IllegalTransition, RequestInvalid, request_cancel, request_submit
@@ -67,12 +68,15 @@ class RequestCancelApi(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: RequestSerializer, 404: OpenApiResponse(description="not found"),
+        responses={200: RequestSerializer, 403: OpenApiResponse(description="not an admin or member of its team"),
+                   404: OpenApiResponse(description="not found"),
                    409: OpenApiResponse(description="the request has already ended")},
         tags=["requests"],
     )
     def post(self, request: Request, pk: int) -> Response:
         found = _visible_request(request, pk)
+        if not (request.user.is_superuser or hooks.request_act_allowed(user=request.user, team=found.team)):
+            raise PermissionDenied("only the team's admins and members may cancel its requests")
         try:
             cancelled = request_cancel(request_id=found.pk, actor=request.user.get_username())
         except IllegalTransition as exc:

@@ -37,7 +37,13 @@ class RequestForm(forms.Form):
         # Querysets and choices depend on the user and the network, so they are set per form.
         fields: dict = self.fields
         fields["target"].queryset = get_objects_for_user(user, "tom_targets.view_target", klass=Target)
-        fields["team"].queryset = Group.objects.all() if user.is_superuser else user.groups.all()
+        from . import hooks
+
+        teams = Group.objects.all() if user.is_superuser else user.groups.all()
+        # Only teams the user may spend telescope time for (not those where they only observe).
+        fields["team"].queryset = teams if user.is_superuser else teams.filter(
+            pk__in=[g.pk for g in teams if hooks.request_act_allowed(user=user, team=g)]
+        )
         classes = sorted(set(Facility.objects.filter(enabled=True).values_list("telescope_class", flat=True)))
         fields["telescope_class"].choices = [(c, c) for c in classes]
         now = timezone.now().replace(second=0, microsecond=0)

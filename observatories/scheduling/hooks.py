@@ -92,6 +92,15 @@ def requests_visible_q(*, user: Any) -> Q | None:
     return hook(user=user) if hook else None
 
 
+def request_act_allowed(*, user: Any, team: Any) -> bool:
+    """Whether ``user`` may submit or cancel requests for ``team`` (policies: its admins and members, not observers;
+    neutral: any member of the team's group)."""
+    hook = _hook("request_act")
+    if hook:
+        return bool(hook(user=user, team_group_id=team.pk))
+    return bool(user.is_authenticated and user.groups.filter(pk=team.pk).exists())
+
+
 def notify(*, event: str, request: Any, **payload: Any) -> None:
     """Announce a lifecycle event (request.dispatched, .completed, .failed, .replanned, .expired)."""
     hook = _hook("notify")

@@ -186,6 +186,11 @@ class Dispatch(models.Model):
     )
     submitted_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="when the facility confirmed a cancelled copy withdrawn (or it was known never to have arrived); "
+        "until then the reconciler sends the cancel again",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

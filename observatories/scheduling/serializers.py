@@ -35,8 +35,12 @@ class RequestCreateSerializer(serializers.Serializer):
 
     def validate_team(self, team: Group) -> Group:
         user = self.context["request"].user
+        from . import hooks
+
         if not (user.is_superuser or user.groups.filter(pk=team.pk).exists()):
             raise serializers.ValidationError("you are not a member of this team")
+        if not (user.is_superuser or hooks.request_act_allowed(user=user, team=team)):
+            raise serializers.ValidationError("observers of this team cannot spend its telescope time")
         return team
 
     def validate_target(self, target: Target) -> Target:

@@ -7,6 +7,7 @@ from datetime import timedelta
 import plotly.graph_objects as go
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -14,6 +15,7 @@ from django.views import View
 from django.views.generic import FormView, ListView
 from plotly import offline
 
+from . import hooks
 from .forms import RequestForm
 from .models import Dispatch, ObservingRequest
 from .selectors import night_plan, requests_visible_to
@@ -109,6 +111,8 @@ class RequestCancelView(LoginRequiredMixin, View):
         found = requests_visible_to(user=request.user).filter(pk=pk).first()
         if found is None:
             raise Http404("no such request")
+        if not (request.user.is_superuser or hooks.request_act_allowed(user=request.user, team=found.team)):
+            raise PermissionDenied("only the team's admins and members may cancel its requests")
         try:
             request_cancel(request_id=found.pk, actor=request.user.get_username())
             messages.success(request, f"Request {pk} cancelled; its copies are being withdrawn.")

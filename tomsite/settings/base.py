@@ -349,6 +349,7 @@ BATON_SCHEDULING_HOOKS = {
     "allocation_check": env.str("BATON_HOOK_ALLOCATION_CHECK", default="policies.services.allocation_check"),
     "usage_record": env.str("BATON_HOOK_USAGE_RECORD", default="policies.services.usage_record"),
     "proposal_for": env.str("BATON_HOOK_PROPOSAL_FOR", default="policies.services.proposal_for"),
+    "request_act": env.str("BATON_HOOK_REQUEST_ACT", default="policies.access.request_act_allowed"),
     "data_record": env.str("BATON_HOOK_DATA_RECORD", default="policies.services.data_record_ownership"),
     "interest_record": env.str("BATON_HOOK_INTEREST_RECORD", default="policies.services.target_record_interest"),
     "requests_visible": env.str("BATON_HOOK_REQUESTS_VISIBLE", default="policies.access.requests_visible_q"),

@@ -19,7 +19,7 @@ The rules that make redundancy work:
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -27,7 +27,6 @@ from django.utils import timezone
 from observatories.portal.client import (
     FailureKind,
     PortalError,
-    PortalUnavailable,
     RemoteRequest,
     portal_client_for,
 )
@@ -183,9 +182,12 @@ def _record_submission(
     with transaction.atomic():
         dispatch = Dispatch.objects.select_for_update().select_related("request__target", "facility").get(pk=dispatch_id)
         if dispatch.state == DispatchState.CANCELLED:
-            # Cancelled while the submission was in flight: withdraw it at the facility as well.
-            transaction.on_commit(lambda: _cancel_remote(dispatch.facility_id, remote.remote_id))
-            Dispatch.objects.filter(pk=dispatch.pk).update(remote_id=remote.remote_id)
+            # Cancelled while the submission was in flight: withdraw it at the facility as well (durably: the
+            # reconciler re-drives it until the facility confirms).
+            from ..tasks import dispatch_cancel_remote_task
+
+            Dispatch.objects.filter(pk=dispatch.pk).update(remote_id=remote.remote_id, withdrawn_at=None)
+            dispatch_cancel_remote_task.delay_on_commit(dispatch.pk)  # type: ignore[attr-defined]  # celery-types predates Celery 5.4
             return dispatch
         if dispatch.state != DispatchState.QUEUED:
             return dispatch
@@ -214,15 +216,6 @@ def _record_submission(
             )
             hooks.notify(event="request.dispatched", request=request, facility=dispatch.facility.code)
     return dispatch
-
-
-def _cancel_remote(facility_id: int, remote_id: str) -> None:
-    from observatories.models import Facility
-
-    try:
-        portal_client_for(Facility.objects.select_related("site").get(pk=facility_id)).cancel(remote_id=remote_id)
-    except (PortalError, PortalUnavailable) as exc:
-        logger.warning("could not withdraw %s at facility %s: %s", remote_id, facility_id, exc)
 
 
 _REMOTE_TO_DISPATCH = {
@@ -382,33 +375,80 @@ def dispatch_cancel(*, dispatch_id: int, reason: str, now: datetime | None = Non
     if dispatch.state in DISPATCH_TERMINAL:
         return dispatch
     dispatch, changed = dispatch_transition(dispatch_id=dispatch_id, to=DispatchState.CANCELLED, reason=reason, now=now)
-    if changed and dispatch.remote_id:
+    if changed and not (dispatch.remote_id or dispatch.submit_attempts):
+        # Never sent: nothing to withdraw anywhere.
+        Dispatch.objects.filter(pk=dispatch.pk).update(withdrawn_at=now or timezone.now())
+    elif changed:
+        # Sent, or perhaps sent (a submission whose answer was lost): the facility is told, and the reconciler
+        # tells it again until it confirms (``withdrawn_at``).
         from ..tasks import dispatch_cancel_remote_task
 
         dispatch_cancel_remote_task.delay_on_commit(dispatch.pk)  # type: ignore[attr-defined]  # celery-types predates Celery 5.4
     return dispatch
 
 
-def dispatch_cancel_remote(*, dispatch_id: int) -> None:
-    """Tell the facility a cancelled copy is withdrawn (idempotent; PortalUnavailable retries)."""
+def dispatch_cancel_remote(*, dispatch_id: int, now: datetime | None = None) -> None:
+    """Tell the facility a cancelled copy is withdrawn, until it confirms (idempotent; PortalUnavailable retries).
+
+    A copy with no remote id whose submission was attempted is first looked up at the portal by its key: a POST the
+    portal committed but whose answer was lost left a group there, which is found and cancelled. Confirmation is
+    recorded in ``withdrawn_at``; the reconciler re-drives cancelled copies without it.
+    """
+    now = now or timezone.now()
     dispatch = Dispatch.objects.select_related("facility__site").get(pk=dispatch_id)
-    if dispatch.state != DispatchState.CANCELLED or not dispatch.remote_id:
+    if dispatch.state != DispatchState.CANCELLED or dispatch.withdrawn_at is not None:
         return
     if not _speaks_portal(dispatch.facility):
         from observatories.tomfacility import TomFacilityCopy
 
-        if not TomFacilityCopy(dispatch.facility).cancel(remote_id=dispatch.remote_id):
-            reason = f"{dispatch.reason}; its TOM module cannot withdraw it: tell {dispatch.facility.code} by hand"
-            Dispatch.objects.filter(pk=dispatch.pk).update(reason=reason[:500])
-        _book_usage(dispatch, kind="cancelled")
+        reason = dispatch.reason
+        if not dispatch.remote_id:
+            reason = f"{reason}; its submission's outcome is unknown and its TOM module cannot be asked: check " \
+                     f"{dispatch.facility.code} by hand"
+        elif not TomFacilityCopy(dispatch.facility).cancel(remote_id=dispatch.remote_id):
+            reason = f"{reason}; its TOM module cannot withdraw it: tell {dispatch.facility.code} by hand"
+        Dispatch.objects.filter(pk=dispatch.pk).update(reason=reason[:500], withdrawn_at=now)
+        if dispatch.remote_id:
+            _book_usage(dispatch, kind="cancelled")
         return
-    remote = portal_client_for(dispatch.facility).cancel(remote_id=dispatch.remote_id)
+    client = portal_client_for(dispatch.facility)
+    remote_id = dispatch.remote_id
+    if not remote_id:
+        found = client.find(idempotency_key=dispatch.idempotency_key)
+        if found is None:
+            Dispatch.objects.filter(pk=dispatch.pk).update(withdrawn_at=now)  # it never arrived
+            return
+        remote_id = found.remote_id
+        Dispatch.objects.filter(pk=dispatch.pk).update(remote_id=remote_id)
+        dispatch.remote_id = remote_id
+    remote = client.cancel(remote_id=remote_id)
+    Dispatch.objects.filter(pk=dispatch.pk).update(withdrawn_at=now)
     if remote.state == RemoteState.COMPLETED:
         # It was observed before the cancel arrived: keep the data; the time was spent.
         _store_data(dispatch, remote)
         _book_usage(dispatch, kind="completed")
     else:
         _book_usage(dispatch, kind="cancelled")
+
+
+def dispatches_withdraw_owed(*, now: datetime | None = None, grace: timedelta = timedelta(minutes=2),
+                             give_up_after: timedelta = timedelta(days=7)) -> list[int]:
+    """Cancelled copies the facility has not confirmed withdrawn (a lost message, a flushed Redis, a facility that
+    was down): their cancels, enqueued again. Returns their ids."""
+    from django.db.models import Q
+
+    from ..tasks import dispatch_cancel_remote_task
+
+    now = now or timezone.now()
+    owed = list(
+        Dispatch.objects.filter(
+            state=DispatchState.CANCELLED, withdrawn_at__isnull=True,
+            finished_at__lte=now - grace, finished_at__gte=now - give_up_after,
+        ).filter(~Q(remote_id="") | Q(submit_attempts__gt=0)).values_list("pk", flat=True)
+    )
+    for pk in owed:
+        dispatch_cancel_remote_task.delay(pk)
+    return owed
 
 
 def request_cancel(*, request_id: int, actor: str, now: datetime | None = None) -> ObservingRequest:

@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 PLAN_LOCK_ID = 0x6261746F6E  # "baton": one planning run at a time, across processes
 STATUS_STALE_AFTER = timedelta(minutes=30)
 MAX_COPIES_PER_VISIT = 15
+MAX_EXPOSURE_ENTRIES = 20
+# How far ahead a goal may reach: a portal takes windows within its semesters, a year is already two of them.
+MAX_WINDOW_AHEAD = timedelta(days=400)
 
 
 class RequestInvalid(ValueError):
@@ -61,6 +64,8 @@ class ExposureSpec:
 def _clean_exposures(exposures: Any) -> list[dict[str, Any]]:
     if not isinstance(exposures, list) or not exposures:
         raise RequestInvalid("exposures: give at least one {filter, exposure_s, count}")
+    if len(exposures) > MAX_EXPOSURE_ENTRIES:
+        raise RequestInvalid(f"exposures: at most {MAX_EXPOSURE_ENTRIES} entries")
     cleaned = []
     for i, item in enumerate(exposures):
         if not isinstance(item, dict):
@@ -115,6 +120,10 @@ def request_submit(
         raise RequestInvalid("window: window_end must be after window_start")
     if window_end <= now:
         raise RequestInvalid("window: it is already over")
+    if window_start < now - timedelta(days=1) or window_end > now + MAX_WINDOW_AHEAD:
+        raise RequestInvalid(
+            f"window: it must start no earlier than a day ago and end within {MAX_WINDOW_AHEAD.days} days from now"
+        )
     cleaned = _clean_exposures(exposures)
     facilities = Facility.objects.filter(enabled=True).filter(
         Q(telescope_class=telescope_class) | Q(also_serves__contains=[telescope_class])
@@ -141,6 +150,11 @@ def request_submit(
         sun_max_alt_deg=sun_max_alt_deg, priority=priority, success_probability=success_probability,
         allow_same_site=allow_same_site, source=source,
     )
+    if cadence_visits > 1 and cadence_period is not None and cadence_period.total_seconds() < request.duration_s():
+        raise RequestInvalid(
+            f"cadence: each visit's slice ({cadence_period.total_seconds():.0f} s) is shorter than the observation "
+            f"({request.duration_s():.0f} s)"
+        )
     hours = request.duration_s() / 3600.0 * cadence_visits
     allocation = hooks.allocation_check(team=team, telescope_class=telescope_class, hours=hours)
     if not allocation.allowed and allocation.action == "refuse":
@@ -203,7 +217,8 @@ def facility_reliability(*, now: datetime, days: int = 30) -> dict[int, float]:
         .values("facility_id")
         .annotate(
             ok=Count("id", filter=Q(state=DispatchState.COMPLETED)),
-            broken=Count("id", filter=Q(state=DispatchState.FAILED_OTHER)),
+            # A refusal at submission (no remote id) says the copy was wrong, not that the telescope broke.
+            broken=Count("id", filter=Q(state=DispatchState.FAILED_OTHER) & ~Q(remote_id="")),
         )
     )
     return {r["facility_id"]: (r["ok"] + 19.0) / (r["ok"] + r["broken"] + 20.0) for r in rows}

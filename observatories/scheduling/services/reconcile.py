@@ -1,4 +1,5 @@
-"""The reconciler: re-drives whatever a lost message, a dead worker or a flushed Redis left behind.
+"""The reconciler: re-drives whatever a lost message, a dead worker or a flushed Redis left behind (submissions,
+expiries, cadences, plans, and cancels the facility has not confirmed).
 
 The database is the source of truth. Every few minutes this looks for work
 that should be in flight and is not, and enqueues it again; every task it
@@ -13,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..models import DISPATCH_LIVE, Dispatch, DispatchState, ObservingRequest, RequestState
-from .dispatch import dispatch_cancel, requests_expire
+from .dispatch import dispatch_cancel, dispatches_withdraw_owed, requests_expire
 from .lifecycle import request_transition
 
 QUEUED_GRACE = timedelta(minutes=2)
@@ -60,5 +61,6 @@ def scheduling_reconcile(*, now: datetime | None = None) -> dict[str, int]:
         dispatch_submit_task.delay(pk)
     expired = requests_expire(now=now)
     advanced = cadence_advance(now=now)
+    withdrawn = dispatches_withdraw_owed(now=now)
     network_plan_task.delay()
-    return {"resubmitted": len(stuck), "expired": len(expired), "advanced": len(advanced)}
+    return {"resubmitted": len(stuck), "expired": len(expired), "advanced": len(advanced), "withdrawals": len(withdrawn)}

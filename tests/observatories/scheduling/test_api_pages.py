@@ -59,6 +59,10 @@ def test_submit_returns_the_request_and_records_its_birth(api_client, setup, dja
         ({"exposures": [{"filter": "Hα", "exposure_s": 10, "count": 1}]}, "no 1m0 instrument has filter(s) Hα"),
         ({"window_end": "2020-01-02T00:00:00Z", "window_start": "2020-01-01T00:00:00Z"}, "it is already over"),
         ({"cadence_visits": 3}, "cadence_period: required"),
+        ({"window_end": "9999-12-31T00:00:00Z"}, "end within 400 days"),
+        ({"window_start": "0001-01-01T00:00:00Z"}, "no earlier than a day ago"),
+        ({"exposures": [{"filter": "rp", "exposure_s": 1, "count": 1}] * 21}, "at most 20 entries"),
+        ({"cadence_visits": 40, "cadence_period_hours": 0.01}, "shorter than the observation"),
     ],
 )
 def test_bad_requests_are_refused_and_write_nothing(api_client, setup, overrides, message):
@@ -170,3 +174,17 @@ def test_requests_are_shared_as_the_teams_policy_says(api_client, setup, django_
     assert pat.get(f"/api/requests/{made['id']}/").status_code == 200
     assert stranger.get("/api/requests/").json()["count"] == 0
     assert stranger.get(f"/api/requests/{made['id']}/").status_code == 404
+    # Seeing is not acting: the partner may read the request but not cancel it; nor may an observer of the team.
+    assert pat.post(f"/api/requests/{made['id']}/cancel/").status_code == 403
+    from policies.services import team_member_set
+
+    watcher = django_user_model.objects.create_user(username="olive")
+    team_member_set(team=owner, user=watcher, role="observer", by=owner.roles.get().user)
+    olive = APIClient()
+    olive.force_authenticate(watcher)
+    assert olive.post(f"/api/requests/{made['id']}/cancel/").status_code == 403
+    # ...nor spend its time.
+    refused = olive.post("/api/requests/", body(team, target), format="json")
+    assert refused.status_code == 400 and "observers" in str(refused.json())
+    assert api_client.get(f"/api/requests/{made['id']}/").json()["state"] != "cancelled"
+    assert api_client.post(f"/api/requests/{made['id']}/cancel/").status_code == 200
