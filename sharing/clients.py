@@ -24,7 +24,8 @@ from typing import Any
 
 import requests
 from django.conf import settings
-from django.db import models
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection, models, transaction
 from tom_dataproducts.models import PhotometryReducedDatum, ReducedDatum, SpectroscopyReducedDatum
 
 from . import conf
@@ -50,9 +51,19 @@ def source_name() -> str:
 
 
 def source_location(item: OutboxItem) -> str:
-    """Where the datum comes from: this Baton's address for it (stable per datum, so repeats are recognisable)."""
+    """Where the datum comes from: this Baton's address for it, naming its model and id.
+
+    Stable per datum, so a repeat is recognisable; the model is named because TOM's typed
+    reduced-data tables each number their rows from 1 (photometry 7 is not spectrum 7).
+    """
     base = str(getattr(settings, "BATON_BASE_URL", "http://127.0.0.1:8000")).rstrip("/")
-    return f"{base}/api/reduceddatums/{item.object_id}/"
+    model = ContentType.objects.get_for_id(item.content_type_id)
+    return f"{base}/api/reduceddatums/{item.object_id}/?model={model.app_label}.{model.model}"
+
+
+def datum_source_name(datum: models.Model) -> str:
+    """The datum's own source (a broker, a facility), as TOM's own sharing keeps it; else this Baton."""
+    return str(getattr(datum, "source_name", "") or source_name())[:100]
 
 
 # --- data as plain records ------------------------------------------------------------------------
@@ -148,35 +159,79 @@ class TomDestinationClient(DestinationClient):
     """Another TOM or Baton, through TOM Toolkit's REST API (see the module docstring)."""
 
     def remote_target(self, target: Any) -> str:
-        """The partner's id of ``target``: remembered, found by name, or created."""
-        known = RemoteTarget.objects.filter(destination=self.destination, target=target).values_list("remote_id", flat=True).first()
+        """The partner's id of ``target``: remembered, found by name, or created.
+
+        Two workers sending the first data of a new target would both find nothing and both
+        create it; the partner's target names are unique, so the second would be refused (400)
+        and its datum lost. So the search-or-create runs under a PostgreSQL advisory lock per
+        (destination, target), held for its few HTTP calls: the second worker waits, then finds
+        the remembered id. A 400 on the create (the target was made meanwhile by someone else,
+        e.g. a person at the partner or another Baton) is followed by one more search.
+        """
+        known = self._remembered(target)
         if known:
             return known
-        names = [target.name, *(alias.name for alias in target.aliases.all())]
-        response = self.request("GET", "api/targets/", params={"name_fuzzy": ",".join(names)})
-        if response.status_code != 200:
-            raise self.refused(response, f"the search for target {target.name}")
-        results = self.json(response).get("results") or []
-        exact = [r for r in results if r.get("name") in names]
-        if len(exact) == 1 or (len(results) == 1 and not exact):
-            remote = str((exact or results)[0]["id"])
-        elif results:
-            raise PermanentShareError(f"{self.destination.name} has {len(results)} targets matching {target.name}")
-        else:
-            body = {"name": target.name, "type": target.type, "ra": target.ra, "dec": target.dec, "epoch": target.epoch,
-                    "groups": [], "targetextra_set": [], "aliases": [{"name": n} for n in names[1:]],
-                    "shared_from": source_name()}
-            response = self.request("POST", "api/targets/", json=body)
-            if response.status_code not in (200, 201):
-                raise self.refused(response, f"target {target.name}")
-            remote = str(self.json(response)["id"])
-        RemoteTarget.objects.get_or_create(destination=self.destination, target=target, defaults={"remote_id": remote})
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                           [f"sharing.remote_target:{self.destination.pk}:{target.pk}"])
+            known = self._remembered(target)  # made by the worker we waited for
+            if known:
+                return known
+            remote = self.find_remote(target)
+            if remote is None:
+                remote = self.create_remote(target)
+            RemoteTarget.objects.get_or_create(destination=self.destination, target=target, defaults={"remote_id": remote})
         return remote
 
-    def already_there(self, *, item: OutboxItem, remote_target: str) -> bool:
+    def _remembered(self, target: Any) -> str | None:
+        return RemoteTarget.objects.filter(destination=self.destination, target=target).values_list(
+            "remote_id", flat=True).first()
+
+    def find_remote(self, target: Any) -> str | None:
+        """The partner's id of the one target matching ``target``'s name or an alias; None if it has none.
+
+        TOM's ``name_fuzzy`` filter matches one name (its comma-separated form finds nothing in
+        TOM 3.1), so each name is asked for in turn. Several matches are an error unless exactly
+        one of them carries one of the names as it is written here.
+        """
+        names = [target.name, *(alias.name for alias in target.aliases.all())]
+        found: dict[str, dict[str, Any]] = {}
+        for name in names:
+            response = self.request("GET", "api/targets/", params={"name_fuzzy": name})
+            if response.status_code != 200:
+                raise self.refused(response, f"the search for target {target.name}")
+            for row in self.json(response).get("results") or []:
+                found[str(row["id"])] = row
+        if len(found) <= 1:
+            return next(iter(found), None)
+
+        def written(row: dict[str, Any]) -> set[str]:
+            return {row.get("name") or "", *(a.get("name") or "" for a in row.get("aliases") or [])}
+
+        exact = [pk for pk, row in found.items() if written(row) & set(names)]
+        if len(exact) == 1:
+            return exact[0]
+        raise PermanentShareError(f"{self.destination.name} has {len(found)} targets matching {target.name}")
+
+    def create_remote(self, target: Any) -> str:
+        """Create ``target`` at the partner; on a 400 (its name is taken) find it again."""
+        names = [target.name, *(alias.name for alias in target.aliases.all())]
+        body = {"name": target.name, "type": target.type, "ra": target.ra, "dec": target.dec, "epoch": target.epoch,
+                "groups": [], "targetextra_set": [], "aliases": [{"name": n} for n in names[1:]],
+                "shared_from": source_name()}
+        response = self.request("POST", "api/targets/", json=body)
+        if response.status_code in (200, 201):
+            return str(self.json(response)["id"])
+        if response.status_code == 400:
+            remote = self.find_remote(target)
+            if remote is not None:
+                return remote
+        raise self.refused(response, f"target {target.name}")
+
+    def already_there(self, *, item: OutboxItem, datum: models.Model, remote_target: str) -> bool:
         """Whether an earlier attempt of this item reached the partner (its answer was lost)."""
         response = self.request("GET", "api/reduceddatums/",
-                                params={"target__id": remote_target, "source_name": source_name(), "limit": 1000})
+                                params={"target__id": remote_target, "source_name": datum_source_name(datum), "limit": 1000})
         if response.status_code != 200:
             return False
         body = self.json(response)
@@ -186,9 +241,9 @@ class TomDestinationClient(DestinationClient):
     def send(self, *, item: OutboxItem, datum: models.Model) -> str:
         data_type, record = record_of(item, datum)
         remote_target = self.remote_target(datum.target)  # type: ignore[attr-defined]  # reduced data have a target
-        if item.attempts > 1 and self.already_there(item=item, remote_target=remote_target):
+        if item.attempts > 1 and self.already_there(item=item, datum=datum, remote_target=remote_target):
             return f"target {remote_target} (already there)"
-        body = {"data_type": data_type, "source_name": source_name(), "source_location": source_location(item),
+        body = {"data_type": data_type, "source_name": datum_source_name(datum), "source_location": source_location(item),
                 "timestamp": datum.timestamp.isoformat(),  # type: ignore[attr-defined]
                 "value": {k: v for k, v in record.items() if v is not None}, "target": remote_target}
         response = self.request("POST", "api/reduceddatums/", json=body)

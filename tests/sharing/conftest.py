@@ -1,5 +1,6 @@
-"""Fixtures of the sharing tests: a local HTTP server posing as a partner TOM (TOM Toolkit's REST API)
-and as Hermes (its submit_message API), two teams with admins, members and an outsider, and data."""
+"""Fixtures of the sharing tests: a real stock TOM Toolkit server (``stock_tom.py``), a second Celery
+worker, a local HTTP server posing as a partner TOM and as Hermes (its submit_message API), two teams
+with admins, members and an outsider, and data."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tom_dataproducts.models import PhotometryReducedDatum
 from tom_targets.models import Target
 
 from policies.services import policy_update, team_create, team_member_set
+from tests.sharing.stock_tom import StockTom, StockTomUnavailable
 from tests.support import free_port, wait_for  # noqa: F401 - wait_for is imported from here by the tests
 
 TOM_TOKEN = "partner-tom-token"
@@ -26,14 +28,71 @@ HERMES_TOKEN = "hermes-api-key"
 PASSWORD = "a long test password 42"
 
 
+@pytest.fixture(scope="session")
+def stock_tom_server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[StockTom]:
+    """A stock TOM Toolkit server for the session, on its own database beside the test database."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        cfg = connection.settings_dict
+    tom = StockTom(db={"NAME": f"{cfg['NAME']}_stock_tom", "HOST": cfg.get("HOST"), "PORT": cfg.get("PORT"),
+                       "USER": cfg.get("USER"), "PASSWORD": cfg.get("PASSWORD")})
+    try:
+        tom.build()
+        tom.start()
+    except StockTomUnavailable as exc:
+        tom.close()
+        pytest.skip(f"a stock TOM Toolkit server could not be started here: {exc}")
+    yield tom
+    tom.close()
+
+
+@pytest.fixture
+def stock_tom(stock_tom_server: StockTom) -> StockTom:
+    """The stock TOM, up and without targets or data."""
+    stock_tom_server.clear()
+    return stock_tom_server
+
+
+@pytest.fixture(scope="session")
+def second_worker_process(celery_worker_process: Any, django_db_blocker: Any) -> Iterator[Any]:
+    """A second Celery worker on the same queue, so two deliveries run at once (as in production)."""
+    from tests.conftest import WorkerProcess
+
+    with django_db_blocker.unblock():
+        worker = WorkerProcess()
+        worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def two_workers(request: pytest.FixtureRequest, celery_worker_process: Any, second_worker_process: Any) -> Iterator[None]:
+    """Both workers; after the test (before the database flush) the second is idle too, as the first is made."""
+    request.getfixturevalue("_django_db_helper")
+    yield
+    import time
+
+    from tomsite.celery import app
+
+    app.control.purge()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        inspect = app.control.inspect(destination=[second_worker_process.node], timeout=1.0)
+        busy = [t for tasks in (inspect.active() or {}).values() for t in tasks]
+        busy += [t for tasks in (inspect.reserved() or {}).values() for t in tasks]
+        if not busy:
+            return
+        time.sleep(0.2)
 
 
 @dataclass
 class PartnerSink:
     """A partner TOM under ``/tom/`` and Hermes under ``/hermes/`` on 127.0.0.1:<port>.
 
-    The TOM keeps targets and reduced data as TOM's API does (``api/targets/?name_fuzzy=``,
-    ``POST api/targets/``, ``GET/POST api/reduceddatums/``); Hermes keeps the messages posted to
+    The TOM keeps targets and reduced data as TOM's API does (``api/targets/?name_fuzzy=`` one name,
+    ``POST api/targets/`` with unique names, ``GET/POST api/reduceddatums/``; the real thing is
+    ``stock_tom.py``, this one can lose answers); Hermes keeps the messages posted to
     ``api/v0/submit_message/``. ``lose_answers`` > 0: that many data POSTs are stored but
     answered 502, as when the answer is lost on the way back.
     """
@@ -95,8 +154,10 @@ class PartnerSink:
                     return
                 with sink.lock:
                     if url.path == "/tom/api/targets/":
-                        names = set(query.get("name_fuzzy", "").split(","))
-                        self.answer(200, {"results": [t for t in sink.targets if t["name"] in names]})
+                        # As TOM 3.1: one name (a comma-separated list matches nothing), or an alias.
+                        name = query.get("name_fuzzy", "")
+                        self.answer(200, {"results": [t for t in sink.targets if name == t["name"]
+                                                      or name in [a["name"] for a in t.get("aliases", [])]]})
                     elif url.path == "/tom/api/reduceddatums/":
                         rows = [d for d in sink.data if str(d["target"]) == query.get("target__id")
                                 and d["source_name"] == query.get("source_name")]
@@ -118,6 +179,9 @@ class PartnerSink:
                     return
                 with sink.lock:
                     if path == "/tom/api/targets/":
+                        if any(t["name"] == body.get("name") for t in sink.targets):  # unique, as TOM's are
+                            self.answer(400, {"name": ["target with this Name already exists."]})
+                            return
                         target = {**body, "id": len(sink.targets) + 1}
                         sink.targets.append(target)
                         self.answer(201, target)
