@@ -5,16 +5,26 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from django.contrib.auth.models import Group
 from django.db.models import Q, QuerySet
 
 from candidates.models import AlertBatch, LightCurvePoint, Match, StreamFilter, WatchRegion
 
 
 def team_ids_of(*, user: Any) -> list[int]:
-    """Ids of the groups (teams) the user belongs to."""
+    """Group ids of the Baton teams the user belongs to. Only a team (``policies.Team``) owns filters, regions
+    and labels here: any other Django group (TOM's "Public", which every user joins) owns nothing, or its
+    members could make the ingest show a private target to everybody."""
+    from policies.selectors import team_group_ids_of
+
     if not getattr(user, "is_authenticated", False):
         return []
-    return list(user.groups.values_list("pk", flat=True))
+    return sorted(team_group_ids_of(user=user))
+
+
+def team_groups_of(*, user: Any) -> QuerySet[Group]:
+    """The groups of the Baton teams the user belongs to, by name (the pages' team choices)."""
+    return Group.objects.filter(pk__in=team_ids_of(user=user)).order_by("name")
 
 
 def _mine(user: Any) -> Q:

@@ -90,7 +90,7 @@ def candidates_page(request: HttpRequest) -> HttpResponse:
     query.pop("page", None)
     return render(request, "candidates/candidates.html", {
         "page": page, "rows": rows, "selected": selected, "plot": plot, "chosen": chosen,
-        "teams": request.user.groups.order_by("name"),  # type: ignore[union-attr]
+        "teams": selectors.team_groups_of(user=request.user),
         "filters": selectors.filters_visible_to(user=request.user),
         "regions": selectors.regions_visible_to(user=request.user),
         "query": query.urlencode(),
@@ -208,7 +208,7 @@ def ledger_view(request: HttpRequest) -> HttpResponse:
     and classifier score, and each filter's and classifier's efficiency and purity over labels."""
     from candidates import ledger
 
-    teams = list(request.user.groups.order_by("name"))  # type: ignore[union-attr]
+    teams = list(selectors.team_groups_of(user=request.user))
     now = timezone.now()
     start, end, errors = _period(request, now)
     team_id = _int(request.GET.get("team")) or (teams[0].pk if teams else None)

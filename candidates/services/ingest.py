@@ -25,7 +25,9 @@
    Baton teams' interest in the target (``policies.TargetInterest``, with ``change_target`` and
    ``view_target`` for the groups its requests rule shows it to at once, as
    ``target_interests_record`` does), let the matched teams and owners see the target
-   (django-guardian, as TOM does), and fire trigger rules.
+   (django-guardian, as TOM does; an owner only a target no team follows or holds data on), and fire
+   trigger rules. Only Baton teams (``policies.Team``) and users own filters and regions: one owned by
+   another Django group (TOM's "Public") matches nothing, so no ingest grant reaches such a group.
 """
 
 from __future__ import annotations
@@ -596,7 +598,8 @@ def _evaluate_filters(cursor: Any, features: AlertFeatures) -> tuple[list[_Hit],
         """
         SELECT DISTINCT ON (v.filter_id) v.id, v.filter_id, v.predicates, f.team_id, f.owner_id
         FROM candidates_streamfilterversion v JOIN candidates_streamfilter f ON f.id = v.filter_id
-        WHERE f.active ORDER BY v.filter_id, v.version DESC
+        WHERE f.active AND (f.team_id IS NULL OR f.team_id IN (SELECT group_id FROM policies_team))
+        ORDER BY v.filter_id, v.version DESC
         """
     )
     hits: list[_Hit] = []
@@ -643,12 +646,15 @@ def _region_index() -> _RegionIndex:
         cached = _region_cache.get(key)
         if cached is not None and cached.stamp == stamp:
             return cached
+        # Only a Baton team (or a user) owns a region: one of another Django group (TOM's "Public") watches nothing.
+        owned = Q(team__isnull=True) | Q(team__baton_team__isnull=False)
         info = {
             r.pk: (r.kind, r.spec, r.version, r.team_id, r.owner_id)
-            for r in WatchRegion.objects.filter(active=True).only("kind", "spec", "version", "team", "owner")
+            for r in WatchRegion.objects.filter(owned, active=True).only("kind", "spec", "version", "team", "owner")
         }
         cells = np.array(
-            list(WatchRegionCell.objects.filter(region__active=True).values_list("uniq", "region_id")), dtype=np.int64
+            list(WatchRegionCell.objects.filter(region__in=WatchRegion.objects.filter(owned, active=True).values("pk"))
+                 .values_list("uniq", "region_id")), dtype=np.int64
         ).reshape(-1, 2)
         order = np.argsort(cells[:, 0], kind="stable")
         index = _RegionIndex(stamp, cells[order, 0], cells[order, 1], info)
@@ -809,20 +815,30 @@ def _record_interest(cursor: Any, matches: list[dict[str, Any]], now: datetime) 
     )
 
 
+# A target a team follows (an interest) or holds data on is the teams' to show, through the door: a user's own
+# filter or region that matches it is no reason to see it.
+_NO_TEAMS_TARGET = (
+    "NOT EXISTS (SELECT 1 FROM policies_targetinterest i WHERE i.target_id = o::bigint) "
+    "AND NOT EXISTS (SELECT 1 FROM policies_dataownership d WHERE d.target_id = o::bigint AND d.team_id IS NOT NULL)"
+)
+
+
 def _grant_view(cursor: Any, matches: list[dict[str, Any]]) -> None:
-    """Matched teams and owners may see the target, as TOM's guardian permissions express it."""
+    """Matched teams may see the target, as TOM's guardian permissions express it (the door's rule: a team sees
+    what it follows, and only Baton teams own filters and regions); a matched owner sees it only if no team
+    follows it or holds data on it."""
     permission = Permission.objects.get_by_natural_key("view_target", "tom_targets", "basetarget")
     content_type = ContentType.objects.get_for_model(Target)
     teams = sorted({(m["team_id"], str(m["target_id"])) for m in matches if m["team_id"]})
     owners = sorted({(m["owner_id"], str(m["target_id"])) for m in matches if m["owner_id"]})
-    for table, who, pairs in (
-        ("guardian_groupobjectpermission", "group_id", teams),
-        ("guardian_userobjectpermission", "user_id", owners),
+    for table, who, pairs, where in (
+        ("guardian_groupobjectpermission", "group_id", teams, "w IN (SELECT group_id FROM policies_team)"),
+        ("guardian_userobjectpermission", "user_id", owners, _NO_TEAMS_TARGET),
     ):
         if pairs:
             cursor.execute(
                 f"INSERT INTO {table} ({who}, object_pk, content_type_id, permission_id) "  # noqa: S608 - fixed names
-                "SELECT w, o, %s, %s FROM unnest(%s::int[], %s::text[]) AS q(w, o) ON CONFLICT DO NOTHING",
+                f"SELECT w, o, %s, %s FROM unnest(%s::int[], %s::text[]) AS q(w, o) WHERE {where} ON CONFLICT DO NOTHING",
                 [content_type.pk, permission.pk, [p[0] for p in pairs], [p[1] for p in pairs]],
             )
 

@@ -189,11 +189,10 @@ def recorded_requests() -> Any:
 
 @pytest.fixture
 def team(db: Any, user: Any) -> Any:
-    from django.contrib.auth.models import Group
 
-    group = Group.objects.create(name="bulge-team")
-    user.groups.add(group)
-    return group
+    from policies.services import team_create
+
+    return team_create(name="bulge-team", admins=[user]).group  # only Baton teams own filters and regions
 
 
 @pytest.fixture

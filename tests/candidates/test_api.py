@@ -27,6 +27,7 @@ from candidates.models import (
 )
 from candidates.services import batch_process, batches_reconcile, filter_create
 from candidates.services.batches import envelope_count
+from policies.services import team_create
 
 from .conftest import AVRO, JSON, generic_alert, json_body, rubin_sample, ztf_packet
 
@@ -213,8 +214,7 @@ def test_envelope_count_of_avro_containers_without_decoding() -> None:
 
 
 def test_filters_and_regions_api(api_client: Any, user: Any) -> None:
-    team = Group.objects.create(name="kilonova hunters")
-    user.groups.add(team)
+    team = team_create(name="kilonova hunters", admins=[user]).group  # a Baton team: a plain group owns nothing
     created = api_client.post("/api/candidates/filters/", {
         "name": "bright", "team": team.pk, "predicates": [{"field": "mag", "op": "<", "value": 19}],
     }, format="json")  # fmt: skip

@@ -13,7 +13,6 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from candidates import ledger
@@ -79,10 +78,9 @@ def world(user: Any, django_user_model: Any) -> dict[str, Any]:
                                              request_defaults={"telescope_class": "9m9"}),
     }
     # Another team's filter passes everything: it must not count for this team.
-    other = Group.objects.create(name="other team")
-    filter_create(name="everything", team=other, predicates=[])
     outsider = django_user_model.objects.create_user(username="mallory", password="another pass phrase 7")
-    outsider.groups.add(other)
+    other = team_create(name="other team", admins=[outsider]).group
+    filter_create(name="everything", team=other, predicates=[])
 
     start = now - timedelta(seconds=1)
     parsed = parse_alert_batch(body=json_body(*burst()), content_type=JSON, broker="ztf")

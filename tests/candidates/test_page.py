@@ -13,6 +13,7 @@ from django.test import Client
 from candidates.models import RuleKind, TriggerFiring
 from candidates.packets import parse_alert_batch
 from candidates.services import alerts_ingest, filter_create, region_create
+from policies.services import team_create
 
 from .conftest import JSON, generic_alert, json_body
 
@@ -20,8 +21,7 @@ NOW = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)
 
 
 def seed(user: Any) -> Group:
-    team = Group.objects.create(name="bulge-team")
-    user.groups.add(team)
+    team = team_create(name="bulge-team", admins=[user]).group
     filter_create(name="bright", team=team, predicates=[{"field": "mag", "op": "<", "value": 19}])
     region_create(name="COSMOS", kind="cone", team=team, spec={"ra": 150.1, "dec": 2.2, "radius": 1.5})
     history = [
