@@ -12,10 +12,13 @@ credentials, a 4xx, data it cannot take). Every HTTP call has a timeout.
   (``data_type``, ``source_name``, ``source_location``, ``timestamp``, ``value``, ``target``).
   ``source_location`` names the datum here, so a repeat after a lost answer is recognised
   (``GET api/reduceddatums/?target__id=&source_name=``) and not posted twice.
-* :class:`HermesDestinationClient` posts a Hermes message (``POST api/v0/submit_message/``,
-  ``Authorization: Token``), built as ``tom-hermes`` builds it: ``topic``, ``title``,
-  ``submitter``, ``authors``, ``message_text`` and ``data`` with ``targets``, ``photometry``
-  or ``spectroscopy`` rows and ``extra_data`` (the outbox item's key).
+* :class:`HermesDestinationClient` posts one Hermes message per observation or release
+  (``POST api/v0/submit_message/``, ``Authorization: Token``), built as ``tom-hermes`` builds
+  it and valid as Hermes validates it: ``topic``, ``title``, ``submitter``, ``authors``,
+  ``message_text`` and ``data`` with ``targets`` (ra/dec, or orbital elements),
+  ``photometry`` or ``spectroscopy`` rows (a telescope or instrument, units in Hermes'
+  choices, converted where needed) and ``extra_data`` (each datum's provenance). Hermes'
+  answer of 200 with an ``error`` (nothing published) is a refusal.
 """
 
 from __future__ import annotations
@@ -252,48 +255,168 @@ class TomDestinationClient(DestinationClient):
         return f"target {remote_target}"
 
 
-class HermesDestinationClient(DestinationClient):
-    """Hermes: one message per datum (see the module docstring)."""
+# --- Hermes' units ---------------------------------------------------------------------------------
 
-    def message(self, *, item: OutboxItem, datum: models.Model) -> dict[str, Any]:
+HERMES_MAGNITUDES = {"": "AB mag", "ab": "AB mag", "abmag": "AB mag", "magab": "AB mag", "mag(ab)": "AB mag",
+                     "vega": "Vega mag", "vegamag": "Vega mag", "magvega": "Vega mag", "mag(vega)": "Vega mag",
+                     # A magnitude that names no system: Hermes' default, AB (the recorded unit goes along as provenance).
+                     "mag": "AB mag", "mags": "AB mag", "magnitude": "AB mag"}
+HERMES_FLUX_UNITS = {"mJy": "mJy", "erg / s / cm² / Å": "erg / (Angstrom s cm2)"}  # Hermes' name: astropy's
+HERMES_WAVELENGTH_UNITS = {"Å": "Angstrom", "nm": "nm", "µm": "um", "Hz": "Hz", "GHz": "GHz", "THz": "THz"}
+
+
+def _astropy_unit(text: str) -> Any:
+    import re
+    import warnings
+
+    import astropy.units as u
+
+    cleaned = text.replace("Å", "Angstrom").replace("²", "2").replace("µ", "u").replace("μ", "u")
+    cleaned = re.sub(r"(?<![A-Za-z])A(?![A-Za-z])", "Angstrom", cleaned)  # "A" in a flux unit is the ångström, not the ampere
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        unit = u.Unit(cleaned, parse_strict="silent")
+    return None if isinstance(unit, u.UnrecognizedUnit) else unit
+
+
+def hermes_flux(values: list[float], unit: str, *, default: str) -> tuple[str, list[float]]:
+    """(Hermes' flux unit, values in it) for fluxes recorded in ``unit``: mJy for a flux density per frequency,
+    erg / s / cm² / Å per wavelength, converted as needed; anything else is a PermanentShareError."""
+    import astropy.units as u
+
+    unit = unit.strip() or default
+    given = _astropy_unit(unit)
+    for name, spelled in HERMES_FLUX_UNITS.items():
+        target = u.Unit(spelled)
+        if given is not None and given.is_equivalent(target):
+            factor = float(given.to(target))
+            return name, [v * factor for v in values] if factor != 1.0 else list(values)
+    raise PermanentShareError(f"Hermes takes fluxes only in {', '.join(HERMES_FLUX_UNITS)}; this datum's unit is {unit!r}")
+
+
+def hermes_wavelength_unit(unit: str) -> tuple[str, float]:
+    """(Hermes' wavelength unit, factor to it) for wavelengths recorded in ``unit`` (empty: TOM's default, Å)."""
+    import astropy.units as u
+
+    given = _astropy_unit(unit.strip() or "Angstrom")
+    for name, spelled in HERMES_WAVELENGTH_UNITS.items():
+        if given is not None and given == u.Unit(spelled):
+            return name, 1.0
+    if given is not None and given.is_equivalent(u.nm):
+        return "nm", float(given.to(u.nm))
+    raise PermanentShareError(f"Hermes takes wavelengths only in {', '.join(HERMES_WAVELENGTH_UNITS)} (or a length); "
+                              f"this spectrum's unit is {unit!r}")
+
+
+def hermes_brightness(value: float | None, unit: str) -> tuple[str, float | None]:
+    """(Hermes' brightness unit, value in it) for a photometry value recorded in ``unit``."""
+    key = str(unit or "").strip().lower().replace(" ", "").replace("_", "")
+    if key in HERMES_MAGNITUDES:
+        return HERMES_MAGNITUDES[key], value
+    name, [converted] = hermes_flux([value if value is not None else 0.0], str(unit), default="mJy")
+    return name, (converted if value is not None else None)
+
+
+class HermesDestinationClient(DestinationClient):
+    """Hermes: one message per observation or release (see :meth:`message`)."""
+
+    batches = True  # the outbox hands over an observation's (or one release's) rows together: one message
+
+    @staticmethod
+    def target_row(target: Any) -> dict[str, Any]:
+        """Hermes' target: ra/dec for a sidereal target, orbital elements for a non-sidereal one."""
+        row: dict[str, Any] = {"name": target.name, "aliases": [alias.name for alias in target.aliases.all()]}
+        if target.type == "NON_SIDEREAL":
+            elements = {"epoch_of_elements": target.epoch_of_elements, "orbital_inclination": target.inclination,
+                        "longitude_of_the_ascending_node": target.lng_asc_node,
+                        "argument_of_the_perihelion": target.arg_of_perihelion, "eccentricity": target.eccentricity,
+                        "semimajor_axis": target.semimajor_axis, "mean_anomaly": target.mean_anomaly,
+                        "perihelion_distance": target.perihdist, "epoch_of_perihelion": target.epoch_of_perihelion}
+            row["orbital_elements"] = {k: (str(v) if k.startswith("epoch") else v) for k, v in elements.items() if v is not None}
+            return row
+        row.update(ra=target.ra, dec=target.dec)
+        if target.epoch:
+            row["epoch"] = str(target.epoch)
+        return row
+
+    def row(self, *, item: OutboxItem, datum: models.Model) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """(Hermes data key, its row, the datum's provenance) for one datum."""
         data_type, record = record_of(item, datum)
         target = datum.target  # type: ignore[attr-defined]
-        team = self.destination.team.name
-        date_obs = datum.timestamp.isoformat()  # type: ignore[attr-defined]
-        target_row = {"name": target.name, "ra": target.ra, "dec": target.dec,
-                      "aliases": [alias.name for alias in target.aliases.all()]}
-        if target.epoch:
-            target_row["epoch"] = target.epoch
-        data: dict[str, Any] = {"targets": [target_row], "photometry": [], "spectroscopy": [],
-                                "extra_data": {"baton_item": f"{source_name()}:{self.destination.pk}:{item.pk}",
-                                               "source_location": source_location(item)}}
+        source = datum_source_name(datum)
+        telescope, instrument = record["telescope"] or "", record["instrument"] or ""
+        if not (telescope or instrument):
+            # Hermes needs one; a broker's or survey's point often records neither, but names its source.
+            if not getattr(datum, "source_name", ""):
+                raise PermanentShareError("Hermes needs a telescope or an instrument; this datum records neither")
+            telescope = source
+        row: dict[str, Any] = {"target_name": target.name, "date_obs": datum.timestamp.isoformat(),  # type: ignore[attr-defined]
+                               "telescope": telescope, "instrument": instrument}
+        recorded_unit = record["unit"] if data_type == "photometry" else record["flux_unit"]
         if data_type == "photometry":
-            row = {"target_name": target.name, "date_obs": date_obs, "telescope": record["telescope"],
-                   "instrument": record["instrument"], "bandpass": record["bandpass"]}
-            unit = "AB mag" if str(record["unit"]).upper() in ("AB", "ABFLUX", "") else record["unit"]
+            row["bandpass"] = record["bandpass"] or "unknown"
             if record["brightness"] is not None:
-                row.update(brightness=record["brightness"], brightness_unit=unit)
-                if record["brightness_error"] is not None:
-                    row["brightness_error"] = record["brightness_error"]
+                unit, brightness = hermes_brightness(record["brightness"], record["unit"])
+                _, error = hermes_brightness(record["brightness_error"], record["unit"])
+                row.update(brightness=brightness, brightness_unit=unit)
+                if error is not None:
+                    row["brightness_error"] = error
             else:
-                row.update(limiting_brightness=record["limit"], limiting_brightness_unit=unit)
-            data["photometry"].append(row)
+                unit, limit = hermes_brightness(record["limit"], record["unit"])
+                row.update(limiting_brightness=limit, limiting_brightness_unit=unit)
+            key = "photometry"
         else:
-            data["spectroscopy"].append({"target_name": target.name, "date_obs": date_obs, "telescope": record["telescope"],
-                                         "instrument": record["instrument"], "flux": record["flux"],
-                                         "flux_error": record["error"], "wavelength": record["wavelength"],
-                                         "flux_units": record["flux_unit"], "wavelength_units": record["wavelength_unit"]})
-        return {"topic": self.destination.topic or "hermes.test", "title": f"{team}: {data_type} of {target.name}",
-                "submitter": f"{source_name()} ({team})", "authors": self.destination.authors or team,
-                "message_text": f"{data_type.capitalize()} of {target.name} released by {team} through {source_name()}.",
-                "data": data}
+            flux_unit, flux = hermes_flux(record["flux"], record["flux_unit"], default="erg / s / cm² / Å")
+            _, flux_error = hermes_flux(record["error"], record["flux_unit"], default="erg / s / cm² / Å")
+            wavelength_unit, factor = hermes_wavelength_unit(record["wavelength_unit"])
+            row.update(flux=flux, wavelength=[w * factor for w in record["wavelength"]], flux_units=flux_unit,
+                       wavelength_units=wavelength_unit, flux_type="Fν" if flux_unit == "mJy" else "Fλ")
+            if flux_error:
+                row["flux_error"] = flux_error
+            key = "spectroscopy"
+        row["comments"] = f"source: {source}" + (f"; unit as recorded: {recorded_unit}" if recorded_unit else "")
+        provenance = {"baton_item": f"{source_name()}:{self.destination.pk}:{item.pk}", "source_name": source,
+                      "source_location": source_location(item), "unit": recorded_unit}
+        return key, row, provenance
 
-    def send(self, *, item: OutboxItem, datum: models.Model) -> str:
-        response = self.request("POST", "api/v0/submit_message/", json=self.message(item=item, datum=datum))
+    def message(self, *, items: list[tuple[OutboxItem, models.Model]]) -> dict[str, Any]:
+        """One Hermes message for ``items`` (one observation's or one release's data of one target, as tom-hermes
+        sends one message per selection): ``targets``, ``photometry``/``spectroscopy`` rows, and in ``extra_data``
+        each datum's provenance here (its outbox item, source, ``source_location`` and unit as recorded)."""
+        team = self.destination.team.name
+        data: dict[str, Any] = {"targets": [], "photometry": [], "spectroscopy": [],
+                                "extra_data": {"source": source_name(), "items": []}}
+        names: set[str] = set()
+        for item, datum in items:
+            target = datum.target  # type: ignore[attr-defined]
+            if target.name not in names:
+                names.add(target.name)
+                data["targets"].append(self.target_row(target))
+            key, row, provenance = self.row(item=item, datum=datum)
+            data[key].append(row)
+            data["extra_data"]["items"].append(provenance)
+        kinds = " and ".join(k for k in ("photometry", "spectroscopy") if data[k])
+        what = f"{kinds} of {', '.join(sorted(names))}"
+        count = len(data["photometry"]) + len(data["spectroscopy"])
+        return {"topic": self.destination.topic or "hermes.test", "title": f"{team}: {what}",
+                "submitter": f"{source_name()} ({team})", "authors": self.destination.authors or team,
+                "message_text": f"{count} {'datum' if count == 1 else 'data'}: {what}, released by {team} through "
+                                f"{source_name()}.",
+                "data": {k: v for k, v in data.items() if v}}
+
+    def send_many(self, *, items: list[tuple[OutboxItem, models.Model]]) -> str:
+        """Post one message for ``items``; Hermes' uuid for it. An answer of 200 with an ``error`` (Hermes' answer
+        when the account has no SCiMMA credential: nothing was published) is a refusal."""
+        response = self.request("POST", "api/v0/submit_message/", json=self.message(items=items))
         if response.status_code not in (200, 201):
             raise self.refused(response, "the message")
         body = self.json(response)
+        if isinstance(body, dict) and body.get("error"):
+            raise PermanentShareError(f"{self.destination.name} did not publish the message: {body['error']}")
         return str(body.get("uuid") or body.get("id") or "") if isinstance(body, dict) else ""
+
+    def send(self, *, item: OutboxItem, datum: models.Model) -> str:
+        return self.send_many(items=[(item, datum)])
 
 
 CLIENTS: dict[str, type[DestinationClient]] = {

@@ -27,7 +27,7 @@ from typing import Any
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from tom_dataproducts.models import REDUCED_DATUM_MODELS
 
@@ -169,7 +169,13 @@ def outbox_enqueue_released(*, team: Group, now: datetime, ownership: QuerySet |
 
 
 def outbox_item_deliver(*, item_id: int, now: datetime | None = None) -> DeliveryOutcome:
-    """Send one outbox row (see the module docstring); idempotent: a row not pending or retrying is left alone."""
+    """Send one outbox row (see the module docstring); idempotent: a row not pending or retrying is left alone.
+
+    For a destination whose client takes several data in one message (Hermes: ``batches``), the
+    row's sendable siblings go with it (:func:`_siblings`: the same destination, kind and target,
+    and the same observation or the same release), each asked at the door on its own; their own
+    tasks then find them taken and skip.
+    """
     if sandbox.active():
         return DeliveryOutcome("skipped")  # a drill never reaches a partner
     now = now or timezone.now()
@@ -178,36 +184,81 @@ def outbox_item_deliver(*, item_id: int, now: datetime | None = None) -> Deliver
                 .filter(pk=item_id, status__in=SENDABLE).first())
         if item is None:
             return DeliveryOutcome("skipped")
-        ownership = DataOwnership.objects.filter(content_type_id=item.content_type_id, object_id=item.object_id).first()
-        decision = access.share_out_access(ownership=ownership, destination=item.destination.name)
-        datum = None
-        if decision:
-            datum = ContentType.objects.get_for_id(item.content_type_id).model_class()._default_manager.filter(  # type: ignore[union-attr]
-                pk=item.object_id).first()
-        reason = ("the destination is disabled" if not item.destination.enabled
-                  else decision.reason if not decision else "the datum was deleted" if datum is None else "")
-        if reason:
-            OutboxItem.objects.filter(pk=item.pk).update(status=OutboxStatus.WITHHELD, next_attempt_at=None, last_error=reason)
-            decision_record(action=PolicyDecision.Action.RELEASE, decision="withheld", team=item.destination.team,
-                            policy_version_id=decision.policy_version_id, object_type=item.kind, object_id=item.object_id,
-                            reason=f"not pushed to {item.destination.name}: {reason}", detail={"outbox_item": item.pk})
-            return DeliveryOutcome("withheld", error=reason)
-        item.status, item.attempts, item.last_attempt_at, item.next_attempt_at = OutboxStatus.SENDING, item.attempts + 1, now, None
-        item.policy_version_id = decision.policy_version_id
-        item.save(update_fields=["status", "attempts", "last_attempt_at", "next_attempt_at", "policy_version_id"])
+        client = client_for(item.destination)
+        claimed: list[tuple[OutboxItem, Any]] = []
+        outcome = DeliveryOutcome("skipped")
+        for row in [item, *(_siblings(item) if getattr(client, "batches", False) else [])]:
+            datum, withheld = _door(row)
+            if withheld is not None:
+                if row.pk == item.pk:
+                    outcome = withheld
+                continue
+            row.status, row.attempts, row.last_attempt_at, row.next_attempt_at = OutboxStatus.SENDING, row.attempts + 1, now, None
+            row.save(update_fields=["status", "attempts", "last_attempt_at", "next_attempt_at", "policy_version_id"])
+            claimed.append((row, datum))
+        if not claimed:
+            return outcome
     try:
-        remote_id = client_for(item.destination).send(item=item, datum=datum)  # type: ignore[arg-type]  # checked above
+        if len(claimed) > 1:
+            remote_id = client.send_many(items=claimed)  # type: ignore[attr-defined]  # batches: HermesDestinationClient
+        else:
+            remote_id = client.send(item=claimed[0][0], datum=claimed[0][1])
     except TransientShareError as exc:
-        return _failed_for_now(item, error=str(exc), now=now)
+        return [_failed_for_now(row, error=str(exc), now=now) for row, _ in claimed][0]
     except PermanentShareError as exc:
-        _finish(item, status=OutboxStatus.FAILED, last_error=str(exc)[:2000])
+        for row, _ in claimed:
+            _finish(row, status=OutboxStatus.FAILED, last_error=str(exc)[:2000])
         return DeliveryOutcome("failed", error=str(exc))
     except Exception as exc:
-        # A bug or an unexpected library error: keep the row, retry it like a transient failure, say so loudly.
+        # A bug or an unexpected library error: keep the rows, retry them like a transient failure, say so loudly.
         logger.exception("outbox item %s: unexpected error sending to %s", item.pk, item.destination.name)
-        return _failed_for_now(item, error=f"unexpected error: {exc!r}", now=now)
-    _finish(item, status=OutboxStatus.SENT, sent_at=timezone.now(), remote_id=remote_id[:200], last_error="")
+        return [_failed_for_now(row, error=f"unexpected error: {exc!r}", now=now) for row, _ in claimed][0]
+    for row, _ in claimed:
+        _finish(row, status=OutboxStatus.SENT, sent_at=timezone.now(), remote_id=remote_id[:200], last_error="")
     return DeliveryOutcome("sent")
+
+
+MAX_BATCH = 200  # data in one message at most
+
+
+def _siblings(item: OutboxItem) -> list[OutboxItem]:
+    """Sendable rows to go in ``item``'s message: the same destination, kind and target, and either queued
+    in the same release (the same ``created_at`` stamp) or data of the same observation. Locked, skipping
+    rows another worker holds."""
+    same_release = Q(created_at=item.created_at)
+    model = ContentType.objects.get_for_id(item.content_type_id).model_class()
+    record = None
+    if model is not None and any(f.name == "data_product" for f in model._meta.get_fields()):
+        record = (model._default_manager.filter(pk=item.object_id)
+                  .values_list("data_product__observation_record_id", flat=True).first())
+    if record is not None:
+        same_observation = Q(content_type_id=item.content_type_id, object_id__in=model._default_manager.filter(  # type: ignore[union-attr]
+            data_product__observation_record_id=record).values("pk"))
+        same_release |= same_observation
+    return list(OutboxItem.objects.select_for_update(skip_locked=True).select_related("destination__team")
+                .filter(same_release, destination_id=item.destination_id, kind=item.kind, target_id=item.target_id,
+                        status__in=SENDABLE).exclude(pk=item.pk).order_by("pk")[:MAX_BATCH - 1])
+
+
+def _door(item: OutboxItem) -> tuple[Any, DeliveryOutcome | None]:
+    """(the datum, None) when ``item`` may go now (its policy version set on it); else the row is marked
+    withheld, the decision recorded, and (None, the outcome) returned. Inside the claiming transaction."""
+    ownership = DataOwnership.objects.filter(content_type_id=item.content_type_id, object_id=item.object_id).first()
+    decision = access.share_out_access(ownership=ownership, destination=item.destination.name)
+    datum = None
+    if decision:
+        datum = ContentType.objects.get_for_id(item.content_type_id).model_class()._default_manager.filter(  # type: ignore[union-attr]
+            pk=item.object_id).first()
+    reason = ("the destination is disabled" if not item.destination.enabled
+              else decision.reason if not decision else "the datum was deleted" if datum is None else "")
+    if reason:
+        OutboxItem.objects.filter(pk=item.pk).update(status=OutboxStatus.WITHHELD, next_attempt_at=None, last_error=reason)
+        decision_record(action=PolicyDecision.Action.RELEASE, decision="withheld", team=item.destination.team,
+                        policy_version_id=decision.policy_version_id, object_type=item.kind, object_id=item.object_id,
+                        reason=f"not pushed to {item.destination.name}: {reason}", detail={"outbox_item": item.pk})
+        return None, DeliveryOutcome("withheld", error=reason)
+    item.policy_version_id = decision.policy_version_id
+    return datum, None
 
 
 def _finish(item: OutboxItem, **values: object) -> None:

@@ -20,6 +20,7 @@ from tom_dataproducts.models import PhotometryReducedDatum
 from tom_targets.models import Target
 
 from policies.services import policy_update, team_create, team_member_set
+from tests.sharing.hermes_standin import NO_CREDENTIAL, hermes_errors
 from tests.sharing.stock_tom import StockTom, StockTomUnavailable
 from tests.support import free_port, wait_for  # noqa: F401 - wait_for is imported from here by the tests
 
@@ -92,8 +93,10 @@ class PartnerSink:
 
     The TOM keeps targets and reduced data as TOM's API does (``api/targets/?name_fuzzy=`` one name,
     ``POST api/targets/`` with unique names, ``GET/POST api/reduceddatums/``; the real thing is
-    ``stock_tom.py``, this one can lose answers); Hermes keeps the messages posted to
-    ``api/v0/submit_message/``. ``lose_answers`` > 0: that many data POSTs are stored but
+    ``stock_tom.py``, this one can lose answers); Hermes validates what is posted to
+    ``api/v0/submit_message/`` as Hermes does (``hermes_standin.py``), keeps the messages it accepts
+    and the refused ones with their errors, and with ``hermes_no_credential`` answers as Hermes does
+    for an account without a SCiMMA credential. ``lose_answers`` > 0: that many data POSTs are stored but
     answered 502, as when the answer is lost on the way back.
     """
 
@@ -102,6 +105,8 @@ class PartnerSink:
     data: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    hermes_refused: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    hermes_no_credential: bool = False
     lose_answers: int = 0
     server: ThreadingHTTPServer | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -120,6 +125,8 @@ class PartnerSink:
             self.data.clear()
             self.messages.clear()
             self.refused.clear()
+            self.hermes_refused.clear()
+            self.hermes_no_credential = False
             self.lose_answers = 0
 
     def start(self) -> None:
@@ -171,9 +178,18 @@ class PartnerSink:
                 if path.startswith("/hermes/"):
                     if not self.authorised(HERMES_TOKEN):
                         return
+                    # As Hermes answers (hermes_standin.py): 400 with the errors; 200 with an error when the
+                    # account has no stream credential (nothing published); else 200 with the message and uuid.
+                    errors = hermes_errors(body)
                     with sink.lock:
-                        sink.messages.append(body)
-                    self.answer(200, {"message": "Message submitted", "uuid": str(uuid.uuid4())})
+                        if errors:
+                            sink.hermes_refused.append((body, errors))
+                            self.answer(400, errors)
+                        elif sink.hermes_no_credential:
+                            self.answer(200, {"error": NO_CREDENTIAL})
+                        else:
+                            sink.messages.append(body)
+                            self.answer(200, {**body, "uuid": str(uuid.uuid4())})
                     return
                 if not self.authorised(TOM_TOKEN):
                     return

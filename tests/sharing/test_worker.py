@@ -72,11 +72,14 @@ def test_an_endpoint_that_is_down_then_back_gets_each_item_exactly_once(
     assert outbox_due(now=timezone.now() + timedelta(minutes=5))["retries"] == 6
     wait_for(lambda: OutboxItem.objects.filter(status="sent").count() == 5
              and OutboxItem.objects.filter(status="retrying", attempts=2).count() == 1, what="the re-driven items")
-    assert len(partner.messages) == 3 and len(partner.data) == 3  # the lost answer's datum did land
+    assert len(partner.data) == 3  # the lost answer's datum did land
+    # One release goes to Hermes as one message, unless a task of the outage was still under way (then a
+    # row it held goes on its own): either way each point is published once.
+    assert sum(len(m["data"]["photometry"]) for m in partner.messages) == 3
     assert outbox_due(now=timezone.now() + timedelta(hours=1))["retries"] == 1  # the one whose answer was lost
     wait_for(lambda: {s for _, _, s in statuses()} == {"sent"}, what="the last item")
 
     sent = sorted(d["source_location"].split("/")[-2] for d in partner.data)
     assert sent == sorted(str(p.pk) for p in points)  # each once
-    assert sorted(m["data"]["extra_data"]["source_location"].rsplit("/", 2)[-2] for m in partner.messages) == sent
+    assert sorted(i["source_location"].split("/")[-2] for m in partner.messages for i in m["data"]["extra_data"]["items"]) == sent
     assert len(partner.targets) == 1
