@@ -16,6 +16,7 @@ class PoliciesConfig(AppConfig):
         from . import checks  # noqa: F401 - registers the system checks
         from .signals import datum_deleted, groups_changed, user_saved
         from .tom_overrides import patch_tom_template_tags
+        from .tom_pages import patch_tom_choices
 
         user_model = get_user_model()
         post_save.connect(user_saved, sender=user_model, dispatch_uid="policies.user_saved")
@@ -23,6 +24,7 @@ class PoliciesConfig(AppConfig):
         for model in (*REDUCED_DATUM_MODELS, DataProduct):
             post_delete.connect(datum_deleted, sender=model, dispatch_uid=f"policies.datum_deleted.{model.__name__}")
         patch_tom_template_tags()
+        patch_tom_choices()
 
     def nav_items(self) -> list[dict[str, str]]:
         return [{"partial": "policies/partials/navbar.html"}]

@@ -12,7 +12,7 @@ URLs), each asking the door first:
   (``dispatch_cancel``), which tells the facility durably, never by TOM's direct
   facility call.
 
-Who may act: :func:`observation_record_act_access` and :func:`target_merge_access`.
+Who may act: :func:`observation_record_act_access` and :func:`target_change_access`.
 """
 
 from __future__ import annotations
@@ -75,8 +75,9 @@ def observation_record_act_access(*, user: AnyUser, record: ObservationRecord) -
     return Decision(False, "not granted in TOM")
 
 
-def target_merge_access(*, user: AnyUser, targets: list[Target]) -> Decision:
-    """Whether a user may merge these targets (one is deleted, the other takes its data), and why.
+def target_change_access(*, user: AnyUser, targets: list[Target]) -> Decision:
+    """Whether a user may change these targets through TOM's pages (merge them: one is deleted, the other takes
+    its data; share them out of Baton), and why.
 
     Every team with a stake in any of them (an interest, or data on it) must be one the user acts
     for (admin or member); a target no team has a stake in follows TOM (``change_target`` and
@@ -160,7 +161,7 @@ class PolicyTargetMergeView(LoginRequiredMixin, TargetMergeView):
             target_access(user=request.user, target=t) for t in targets
         ):
             raise Http404
-        decision = target_merge_access(user=request.user, targets=targets)
+        decision = target_change_access(user=request.user, targets=targets)
         if not decision:
             raise PermissionDenied(decision.reason)
         return super().dispatch(request, *args, **kwargs)

@@ -2,12 +2,19 @@
 
 It also answers on TOM's ``/api/reduceddatums/`` paths (before TOM's own
 URLs, which come later in tomsite/urls.py), so TOM's data API reads through
-the door; see :mod:`policies.tom_overrides`.
+the door; see :mod:`policies.tom_overrides`; and on TOM's pages that change things or showed other teams'
+names (:mod:`policies.tom_views`, :mod:`policies.tom_pages`).
 """
 
 from django.urls import URLPattern, URLResolver, path, re_path, register_converter
+from django_comments.views.moderation import approve as comments_approve
+from django_comments.views.moderation import delete as comments_delete
+from django_comments.views.moderation import flag as comments_flag
+from tom_calendar.views import create_event as calendar_create
+from tom_calendar.views import update_event as calendar_update
+from tom_common.views import CommentDeleteView
 
-from . import apis, views
+from . import apis, tom_pages, views
 from .fields import BoundedIdConverter, SmallIdConverter
 from .tom_overrides import PolicyReducedDatumViewSet
 from .tom_views import PolicyObservationCancelView, PolicyObservationUpdateView, PolicyTargetMergeView
@@ -64,4 +71,26 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("observations/<int:pk>/cancel/", PolicyObservationCancelView.as_view(), name="tom-observation-cancel"),
     path("observations/<int:pk>/update/", PolicyObservationUpdateView.as_view(), name="tom-observation-update"),
     path("targets/merge/<int:pk1>/<int:pk2>", PolicyTargetMergeView.as_view(), name="tom-target-merge"),
+    # TOM's pages that showed other teams' names and text, behind the door (policies.tom_pages).
+    path("targets/", tom_pages.PolicyTargetListView.as_view(), name="tom-target-list"),
+    path("targets/<int:pk>/share/", tom_pages.PolicyTargetShareView.as_view(), name="tom-target-share"),
+    path("targets/targetgrouping/<int:pk>/share/", tom_pages.PolicyTargetGroupingShareView.as_view(),
+         name="tom-targetlist-share"),
+    path("targets/<int:target_pk>/persistentshare/manage/", tom_pages.PolicyTargetPersistentShareManageFormView.as_view(),
+         name="tom-target-persistent-share"),
+    path("targets/<int:target_pk>/persistentshare/manage/table", tom_pages.PolicyTargetPersistentShareManageTable.as_view(),
+         name="tom-target-persistent-share-table"),
+    path("comments/post/", tom_pages.comment_post, name="tom-comment-post"),
+    path("comments/flag/<int:comment_id>/", tom_pages.comment_page(comments_flag, "comment_id"), name="tom-comment-flag"),
+    path("comments/delete/<int:comment_id>/", tom_pages.comment_page(comments_delete, "comment_id"),
+         name="tom-comment-delete"),
+    path("comments/approve/<int:comment_id>/", tom_pages.comment_page(comments_approve, "comment_id"),
+         name="tom-comment-approve"),
+    path("comment/<int:pk>/delete", tom_pages.comment_page(CommentDeleteView.as_view(), "pk"), name="tom-comment-remove"),
+    path("dataproducts/data/group/add/", tom_pages.PolicyDataProductGroupDataView.as_view(), name="tom-dataproduct-group-add"),
+    path("dataproducts/data/group/<int:pk>/", tom_pages.PolicyDataProductGroupDetailView.as_view(),
+         name="tom-dataproduct-group"),
+    path("calendar/create/", tom_pages.calendar_page(calendar_create), name="tom-calendar-create"),
+    path("calendar/update/<int:event_id>/", tom_pages.calendar_page(calendar_update), name="tom-calendar-update"),
+    path("data/<path:path>", tom_pages.media_file, name="tom-media"),
 ]
