@@ -131,10 +131,11 @@ class PolicyObservationCancelView(ObservationRecordCancelView):
         dispatch = dispatch or dispatch_model.objects.filter(observation_record=record).first()
         if dispatch is None:
             messages.error(request, "This observation's copy is gone; nothing to cancel.")
-        else:
-            dispatch_cancel(dispatch_id=dispatch.pk, reason=f"cancelled by {request.user.get_username()} on its observation page")
-            messages.success(request, f"Cancelled observation {record}; the facility is told.")
-        return redirect("tom_observations:detail", pk=record.pk)
+            return redirect("tom_observations:detail", pk=record.pk)
+        dispatch_cancel(dispatch_id=dispatch.pk, reason=f"cancelled by {request.user.get_username()} on its observation page")
+        messages.success(request, f"Cancelled observation {record}; the facility is told.")
+        # The request's page shows the team its copies (TOM's observation pages show a Baton copy to superusers only).
+        return redirect("scheduling:request-detail", pk=dispatch.request_id)
 
 
 class PolicyObservationUpdateView(ObservationRecordUpdateView):

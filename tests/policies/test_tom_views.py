@@ -117,7 +117,7 @@ def test_a_team_that_sees_the_request_still_may_not_act_on_it(world, copy):
 def test_the_owning_teams_admin_cancels_through_the_scheduler(world, copy):
     record_id = copy.observation_record_id
     page = client_for(world.alice).post(f"/observations/{record_id}/cancel/")
-    assert page.status_code == 302 and page.headers["Location"] == f"/observations/{record_id}/"
+    assert page.status_code == 302 and page.headers["Location"] == f"/requests/{copy.request_id}/"
     copy.refresh_from_db()
     assert copy.state == DispatchState.CANCELLED and "cancelled by alice_a" in copy.reason
 
