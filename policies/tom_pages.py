@@ -28,7 +28,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.static import serve
 from guardian.shortcuts import get_objects_for_user
@@ -55,7 +55,7 @@ _viewer: contextvars.ContextVar[Any] = contextvars.ContextVar("policies_tom_page
 # --- what a viewer may choose from ----------------------------------------------------------------
 
 
-def target_lists_visible_to(*, user: AnyUser) -> QuerySet[TargetList]:
+def target_lists_visible_to(*, user: AnyUser | None) -> QuerySet[TargetList]:
     """Target lists (TOM's groups) a user may see: those TOM shows them (``view_targetlist``), by name."""
     if user is None or not user.is_authenticated or not user.is_active:
         return TargetList.objects.none()
@@ -229,7 +229,8 @@ def comment_post(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
     if request.method == "POST":
         ctype, object_pk = request.POST.get("content_type", ""), request.POST.get("object_pk", "")
         try:
-            model = apps.get_model(*ctype.split(".", 1))
+            app_label, model_name = ctype.split(".", 1)
+            model = apps.get_model(app_label, model_name)
             obj = model._default_manager.filter(pk=object_pk).first()
         except (LookupError, TypeError, ValueError):
             obj = None  # TOM's view answers these with its own 400
@@ -267,7 +268,7 @@ class PolicyDataProductGroupDetailView(LoginRequiredMixin, DataProductGroupDetai
         return redirect("tom_dataproducts:group-detail", pk=group.pk)
 
 
-def media_file(request: HttpRequest, path: str) -> HttpResponse:
+def media_file(request: HttpRequest, path: str) -> HttpResponse | FileResponse:
     """An uploaded file (TOM serves ``MEDIA_URL`` only in DEBUG): a data product's, to those who may see it."""
     if not settings.DEBUG or not request.user.is_authenticated:
         raise Http404
