@@ -10,6 +10,7 @@ partner's development TOM is) on a free port. Nothing of it is kept in the repos
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -105,8 +106,11 @@ class StockTom:
         db = {"ENGINE": "django.db.backends.postgresql", "NAME": self.db["NAME"], "HOST": self.db.get("HOST") or "",
               "PORT": str(self.db.get("PORT") or ""), "USER": self.db.get("USER") or "",
               "PASSWORD": self.db.get("PASSWORD") or ""}
+        # DATA_SHARING as a TOM user writes it, to a Baton named in the environment of a share (share_into).
         (self.project / "local_settings.py").write_text(
-            f"DATABASES = {{'default': {db!r}}}\nALLOWED_HOSTS = ['127.0.0.1', 'localhost']\nDEBUG = False\n")
+            f"import os\nDATABASES = {{'default': {db!r}}}\nALLOWED_HOSTS = ['127.0.0.1', 'localhost']\nDEBUG = False\n"
+            "DATA_SHARING = {'baton': {'DISPLAY_NAME': 'Baton', 'BASE_URL': os.environ.get('SHARE_URL', ''),\n"
+            "    'USERNAME': os.environ.get('SHARE_USERNAME', ''), 'PASSWORD': os.environ.get('SHARE_PASSWORD', '')}}\n")
         self.database_create()
         self.run("manage.py", "migrate", "--noinput", "-v", "0", timeout=300)
         self.token = self.run("manage.py", "shell", "-c", (
@@ -148,6 +152,24 @@ class StockTom:
             self.database_drop()
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+    def share_into(self, *, url: str, username: str, password: str, target: dict[str, Any],
+                   points: list[dict[str, Any]]) -> str:
+        """Make ``target`` and its photometry ``points`` in this TOM and share the points to ``url`` with TOM's own
+        ``share_data_with_tom`` (its ``DATA_SHARING`` entry 'baton', basic auth); TOM's answer message."""
+        script = (
+            "import json\nfrom tom_targets.models import Target\n"
+            "from tom_dataproducts.models import PhotometryReducedDatum\n"
+            "from tom_dataproducts.sharing import share_data_with_tom\n"
+            f"target, _ = Target.objects.get_or_create(**json.loads({json.dumps(json.dumps(target))}))\n"
+            f"ids = [PhotometryReducedDatum.objects.create(target=target, **p).pk for p in json.loads({json.dumps(json.dumps(points))})]\n"
+            "print(json.dumps(share_data_with_tom('baton', {}, selected_data=ids)))\n")
+        env = {**self.env(), "SHARE_URL": url.rstrip("/") + "/", "SHARE_USERNAME": username, "SHARE_PASSWORD": password}
+        result = subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=self.project, env=env,  # noqa: S603
+                                capture_output=True, text=True, timeout=120, check=False)
+        if result.returncode != 0:
+            raise AssertionError(f"the stock TOM's share failed: {result.stderr[-2000:]}")
+        return str(json.loads(result.stdout.strip().splitlines()[-1])["message"])
 
     # --- reading and resetting it -----------------------------------------------------------------
 

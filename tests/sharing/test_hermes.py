@@ -22,7 +22,7 @@ from tests.sharing.hermes_standin import NO_CREDENTIAL, hermes_errors
 
 pytestmark = pytest.mark.django_db
 
-VALID = {"topic": "hermes.test", "title": "t", "submitter": "s", "data": {
+VALID: dict[str, Any] = {"topic": "hermes.test", "title": "t", "submitter": "s", "data": {
     "targets": [{"name": "T1", "ra": 10.0, "dec": -20.0}],
     "photometry": [{"target_name": "T1", "date_obs": "2026-12-01T00:00:00+00:00", "telescope": "1m0-05",
                     "bandpass": "r", "brightness": 17.0, "brightness_unit": "AB mag"}]}}

@@ -59,3 +59,55 @@ def test_the_first_data_of_a_new_target_reach_a_stock_tom_exactly_once_from_two_
     assert settled(9) == [("sent", "")] * 9
     assert stock_tom.targets() == ["OGLE-2016-BLG-1195"]
     assert sorted(r[1] for r in stock_tom.photometry()) == sorted([16.5, *(p.brightness for p in released)])
+
+
+def test_a_stock_tom_shares_into_baton_with_its_own_code_and_basic_auth(
+        live_server: Any, world: Any, stock_tom: Any, django_user_model: Any, settings: Any) -> None:
+    from base64 import b64encode
+
+    import requests
+    from django.test import RequestFactory
+    from guardian.shortcuts import assign_perm
+    from tom_dataproducts.models import PhotometryReducedDatum
+
+    from policies.access import datum_visible_to
+    from policies.services import team_create, team_member_set
+    from sharing.incoming import PartnerBasicAuthentication, incoming_datum_record
+    from tests.sharing.conftest import PASSWORD
+
+    # The partner TOM's account here: a member of the team that receives its data, allowed to see the target and
+    # (TOM's rule for adding data to a target through its API) to change it.
+    account = django_user_model.objects.create_user(username="partner_tom", password=PASSWORD)
+    team_member_set(team=world.team, user=account, role="member", by=world.alice)
+    assign_perm("tom_targets.view_target", account, world.target)
+    assign_perm("tom_targets.change_target", account, world.target)
+    carol = django_user_model.objects.create_user(username="carol_s", password=PASSWORD)
+    team_create(name="Other team", slug="other", admins=[carol])
+    world.share(days=30, destinations=[])
+
+    message = stock_tom.share_into(
+        url=live_server.url, username="partner_tom", password=PASSWORD,
+        target={"name": world.target.name, "type": "SIDEREAL", "ra": 268.56, "dec": -29.95},
+        points=[{"timestamp": "2026-12-01T03:00:00+00:00", "bandpass": "r", "brightness": 16.1, "brightness_error": 0.03,
+                 "unit": "AB mag", "telescope": "partner-1m", "instrument": "cam-1"}])
+    assert message == "1 of 1 datums successfully saved."  # TOM's own words: basic auth was accepted
+    [datum] = PhotometryReducedDatum.objects.filter(target=world.target)
+    assert (datum.brightness, datum.unit, datum.telescope, datum.source_name) == (16.1, "AB mag", "partner-1m", "partnertom")
+    assert datum.source_location.startswith("ReducedDatum shared from")
+
+    # Owned by the partner account's team: its members see it, another team does not (30 proprietary days).
+    # (Until policies' PolicyReducedDatumViewSet.perform_create calls incoming_datum_record, the upload is unowned
+    # and only TOM's per-datum grants apply: nobody but a superuser sees it. Called here as that hook would.)
+    assert not datum_visible_to(user=world.bob, datum=datum, audit=False)
+    assert incoming_datum_record(datum=datum, user=account) is not None
+    assert datum_visible_to(user=world.bob, datum=datum, audit=False)
+    assert not datum_visible_to(user=carol, datum=datum, audit=False)
+
+    # Basic auth opens only the two sharing-in paths, and not over plain HTTP where the site redirects to HTTPS.
+    basic = "Basic " + b64encode(f"partner_tom:{PASSWORD}".encode()).decode()
+    assert requests.get(f"{live_server.url}/api/teams/", headers={"Authorization": basic}, timeout=10).status_code in (401, 403)
+    assert requests.get(f"{live_server.url}/api/targets/", headers={"Authorization": basic}, timeout=10).status_code == 200
+    request = RequestFactory().get("/api/targets/", HTTP_AUTHORIZATION=basic)
+    settings.SECURE_SSL_REDIRECT = True
+    assert PartnerBasicAuthentication().authenticate(request) is None
+    assert PartnerBasicAuthentication().authenticate(RequestFactory().get("/api/targets/", secure=True, HTTP_AUTHORIZATION=basic))[0] == account

@@ -263,6 +263,9 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tom_common.accounts.api_auth.TomTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
+        # Basic auth only where a partner TOM's DATA_SHARING shares in (api/targets/, api/reduceddatums/),
+        # only over HTTPS when SECURE_SSL_REDIRECT is on: TOM's sharing sends nothing else.
+        "sharing.incoming.PartnerBasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
