@@ -1,4 +1,5 @@
-"""TOM's own pages that change things, behind the door: observation cancel and update, target merge.
+"""TOM's own pages that change things, behind the door: observation cancel and update, target merge, featuring
+a data product.
 
 TOM's views check only that a user is signed in (the merge view not even that), so
 any user could withdraw, edit or merge another team's work through them. Baton
@@ -7,7 +8,7 @@ URLs), each asking the door first:
 
 * a record or target the user may not see answers 404, as if absent;
 * one the user sees but may not change answers 403, and nothing changes;
-* cancelling is a POST (TOM's was a GET, so any page could trigger it); a copy
+* cancelling and featuring are POSTs (TOM's were GETs, so any page could trigger them); a copy
   Baton's scheduler made is withdrawn through the scheduler
   (``dispatch_cancel``), which tells the facility durably, never by TOM's direct
   facility call.
@@ -25,12 +26,14 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from tom_dataproducts.models import DataProduct
+from tom_dataproducts.views import DataProductFeatureView
 from tom_observations.models import ObservationRecord
 from tom_observations.views import ObservationRecordCancelView, ObservationRecordUpdateView
 from tom_targets.models import Target
 from tom_targets.views import TargetMergeView
 
-from .access import Decision, target_access
+from .access import Decision, datum_access, target_access
 from .models import DataOwnership, Role, TargetInterest
 from .selectors import AnyUser, team_of, team_role_of
 
@@ -166,3 +169,21 @@ class PolicyTargetMergeView(LoginRequiredMixin, TargetMergeView):
         if not decision:
             raise PermissionDenied(decision.reason)
         return super().dispatch(request, *args, **kwargs)
+
+
+class PolicyDataProductFeatureView(LoginRequiredMixin, DataProductFeatureView):
+    """TOM's "feature this data product" (it changes the target's page), as a POST, for those who may change the
+    target (:func:`target_change_access`) and see the product."""
+
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        product = DataProduct.objects.select_related("target").filter(pk=kwargs["pk"]).first()
+        if product is None or not datum_access(user=request.user, datum=product):
+            raise Http404
+        decision = target_change_access(user=request.user, targets=[product.target])
+        if not decision:
+            raise PermissionDenied(decision.reason)
+        request.GET = request.GET.copy()
+        request.GET["target_id"] = str(product.target_id)  # TOM's view redirects to the target the query names
+        return super().get(request, *args, **kwargs)

@@ -17,7 +17,12 @@ from tom_common.views import CommentDeleteView
 from . import apis, tom_pages, views
 from .fields import BoundedIdConverter, SmallIdConverter
 from .tom_overrides import PolicyReducedDatumViewSet
-from .tom_views import PolicyObservationCancelView, PolicyObservationUpdateView, PolicyTargetMergeView
+from .tom_views import (
+    PolicyDataProductFeatureView,
+    PolicyObservationCancelView,
+    PolicyObservationUpdateView,
+    PolicyTargetMergeView,
+)
 
 # Ids of up to 18 digits: a longer one is a 404 from the resolver, not an out-of-range database query.
 register_converter(BoundedIdConverter, "policies_id")
@@ -71,6 +76,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("observations/<int:pk>/cancel/", PolicyObservationCancelView.as_view(), name="tom-observation-cancel"),
     path("observations/<int:pk>/update/", PolicyObservationUpdateView.as_view(), name="tom-observation-update"),
     path("targets/merge/<int:pk1>/<int:pk2>", PolicyTargetMergeView.as_view(), name="tom-target-merge"),
+    path("dataproducts/data/<int:pk>/feature/", PolicyDataProductFeatureView.as_view(), name="tom-dataproduct-feature"),
     # TOM's pages that showed other teams' names and text, behind the door (policies.tom_pages).
     path("targets/", tom_pages.PolicyTargetListView.as_view(), name="tom-target-list"),
     path("targets/<int:pk>/share/", tom_pages.PolicyTargetShareView.as_view(), name="tom-target-share"),

@@ -110,3 +110,25 @@ def test_the_owning_team_still_sees_its_own(world, team_a_world):
     served = client.get(f"/data/{team_a_world['product'].data.name}")
     assert served.status_code == 200 and b"".join(served.streaming_content) == b"time,mag\n1,15.2\n"
 
+
+
+@pytest.mark.parametrize("who", ["dave", "carol", "olga"])
+def test_another_team_cannot_feature_a_data_product(world, team_a_world, who):
+    from .test_tom_views import refused
+
+    client = Client()
+    client.force_login(world.user(who))
+    product = team_a_world["product"]
+    assert refused(client.post(f"/dataproducts/data/{product.pk}/feature/?target_id={product.target_id}"))
+    assert not DataProduct.objects.get(pk=product.pk).featured
+
+
+def test_featuring_is_a_post_for_the_owning_team(world, team_a_world):
+    client = Client()
+    client.force_login(world.bob)
+    product = team_a_world["product"]
+    assert client.get(f"/dataproducts/data/{product.pk}/feature/?target_id={product.target_id}").status_code == 405
+    assert not DataProduct.objects.get(pk=product.pk).featured
+    response = client.post(f"/dataproducts/data/{product.pk}/feature/")
+    assert response.status_code == 302 and response.headers["Location"] == f"/targets/{product.target_id}/"
+    assert DataProduct.objects.get(pk=product.pk).featured
