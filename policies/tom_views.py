@@ -184,6 +184,7 @@ class PolicyDataProductFeatureView(LoginRequiredMixin, DataProductFeatureView):
         decision = target_change_access(user=request.user, targets=[product.target])
         if not decision:
             raise PermissionDenied(decision.reason)
-        request.GET = request.GET.copy()
-        request.GET["target_id"] = str(product.target_id)  # TOM's view redirects to the target the query names
+        query = request.GET.copy()
+        query["target_id"] = str(product.target_id)  # TOM's view redirects to the target the query names
+        request.GET = query  # type: ignore[assignment]  # django-stubs types request.GET as immutable
         return super().get(request, *args, **kwargs)
