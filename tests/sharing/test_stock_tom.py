@@ -61,6 +61,22 @@ def test_the_first_data_of_a_new_target_reach_a_stock_tom_exactly_once_from_two_
     assert sorted(r[1] for r in stock_tom.photometry()) == sorted([16.5, *(p.brightness for p in released)])
 
 
+def test_a_target_made_at_the_partner_between_search_and_create_is_found_again(
+        world: Any, partner_tom: Any, stock_tom: Any) -> None:
+    import requests
+
+    from sharing.clients import TomDestinationClient
+
+    client = TomDestinationClient(partner_tom)
+    assert client.find_remote(world.target) is None
+    # Someone at the partner makes it now (after Baton's search): Baton's create gets TOM's 400, then finds it.
+    made = requests.post(stock_tom.url + "api/targets/", headers={"Authorization": f"Token {stock_tom.token}"}, timeout=10,
+                         json={"name": "OGLE-2016-BLG-1195", "type": "SIDEREAL", "ra": 268.56, "dec": -29.95})
+    assert made.status_code == 201
+    assert client.create_remote(world.target) == str(made.json()["id"])
+    assert stock_tom.targets() == ["OGLE-2016-BLG-1195"]
+
+
 def test_a_stock_tom_shares_into_baton_with_its_own_code_and_basic_auth(
         live_server: Any, world: Any, stock_tom: Any, django_user_model: Any, settings: Any) -> None:
     from base64 import b64encode
