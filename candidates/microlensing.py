@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 MODEL_NAME = "baton.pspl"
-MODEL_VERSION = "1.0"
+MODEL_VERSION = "1.1"
 
 FLUX_ZERO_POINT = 22.0
 """Magnitude of unit flux when magnitudes are converted to flux (MulensModel's convention)."""
@@ -84,6 +84,19 @@ MIN_BLEND_RATIO = -0.5
 comes from crowded-field photometry; much more means the baseline is fainter than the
 source, which is unphysical). Difference fluxes have fb ~ -fs by construction and are
 exempt."""
+
+MAX_REL_ERR = 0.5
+"""Largest relative 1-sigma error on tE (and on t0 in units of tE, and on u0) of a fit to trigger on."""
+MAX_REL_U0_ERR = 0.3
+"""u0 sets the predicted peak magnification (A ~ 1/u0), so it is held tighter: before the peak u0 and tE trade off,
+and an early fit with a loose u0 promises a peak many times brighter than the one that comes."""
+MAX_ABS_U0_ERR = 0.02
+"""A u0 error up to this is accepted whatever u0 (a high-magnification event has a small u0 known to +/- 0.01)."""
+MIN_MAGNIFIED_POINTS = 3
+MIN_MAGNIFICATION = 1.1
+MIN_EXCESS_SIGMA = 3.0
+"""A fit rests on magnified data: this many points with model A >= ``MIN_MAGNIFICATION`` whose flux stands
+``MIN_EXCESS_SIGMA`` sigma above the fitted baseline."""
 
 U0_BOUNDS = (1e-4, 3.0)
 TE_BOUNDS = (0.1, 1000.0)  # days
@@ -349,6 +362,11 @@ def _fit(
             if best.x[index] - lower[index] < 1e-4 * scale or upper[index] - best.x[index] < 1e-4 * scale:
                 reason = f"{label} is at the edge of its allowed range; the data do not constrain it"
                 break
+    if not reason:
+        reason = _not_credible(
+            t0=t0, u0=u0, te=te, errors=errors, times=times, fluxes=fluxes, sigmas=sigmas, amp=amp,
+            fs=fs[labels], fb=fb[labels],
+        )
     return PSPLFit(
         ok=not reason,
         reason=reason,
@@ -367,6 +385,41 @@ def _fit(
         n_points=n_points,
         delta_chi2=chi2_flat - chi2,
     )
+
+
+def _not_credible(
+    *, t0: float, u0: float, te: float, errors: tuple[float | None, float | None, float | None], times: FloatArray,
+    fluxes: FloatArray, sigmas: FloatArray, amp: FloatArray, fs: FloatArray, fb: FloatArray,
+) -> str:
+    """Why a converged, significant fit is still not an event to trigger on ("" when it is).
+
+    A bump fitted into baseline noise converges and can beat a constant light curve, but its parameters are then
+    unconstrained and the magnification it predicts rests on no magnified data. So a fit must (calibrated on the
+    real OGLE light curves MulensModel ships, replayed point by point; ``bench/bench_trigger.py``):
+
+    - bound its parameters: sigma(tE) <= ``MAX_REL_ERR`` x tE, sigma(t0) <= ``MAX_REL_ERR`` x tE, and sigma(u0) <=
+      max(``MAX_REL_U0_ERR`` x u0, ``MAX_ABS_U0_ERR``);
+    - rest on magnified data: at least ``MIN_MAGNIFIED_POINTS`` points where the model magnifies by
+      ``MIN_MAGNIFICATION`` or more and the flux stands ``MIN_EXCESS_SIGMA`` sigma above the fitted baseline.
+    """
+    t0_err, u0_err, te_err = errors
+    if t0_err is None or u0_err is None or te_err is None:
+        return "the fit's uncertainties cannot be determined: the data do not constrain it"
+    if te_err > MAX_REL_ERR * te:
+        return f"tE = {te:.3g} +/- {te_err:.3g} d is not constrained (need an error within {MAX_REL_ERR:.0%})"
+    if t0_err > MAX_REL_ERR * te:
+        return f"t0 is uncertain by {t0_err:.3g} d, more than {MAX_REL_ERR:g} x tE ({te:.3g} d)"
+    if u0_err > max(MAX_REL_U0_ERR * u0, MAX_ABS_U0_ERR):
+        return f"u0 = {u0:.3g} +/- {u0_err:.3g} is not constrained"
+    excess = (fluxes - (fs + fb)) / sigmas
+    magnified = int(np.count_nonzero((amp >= MIN_MAGNIFICATION) & (excess >= MIN_EXCESS_SIGMA)))
+    if magnified < MIN_MAGNIFIED_POINTS:
+        return (
+            f"only {magnified} point(s) are magnified (A >= {MIN_MAGNIFICATION:g} and {MIN_EXCESS_SIGMA:g} sigma above "
+            f"the baseline); need {MIN_MAGNIFIED_POINTS} on the rise before trusting the event"
+        )
+    del t0
+    return ""
 
 
 def _starts(

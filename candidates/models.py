@@ -312,7 +312,9 @@ class TriggerRule(models.Model):
     region = models.ForeignKey(
         WatchRegion, null=True, blank=True, on_delete=models.CASCADE, related_name="trigger_rules"
     )
-    min_priority = models.FloatField(default=0.0, help_text="microlensing: least follow-up priority in [0, 1]")
+    min_priority = models.FloatField(
+        default=0.02, help_text="microlensing: least follow-up priority in [0, 1] (0 would let a spent event fire)"
+    )
     request_defaults = models.JSONField(default=dict, blank=True, help_text="overrides the team's defaults")
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)

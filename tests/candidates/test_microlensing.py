@@ -210,8 +210,10 @@ def test_sparse_light_curves_still_find_the_peak(n_points: int) -> None:
     times = np.sort(rng.uniform(60990.0, 61030.0, n_points))
     mag, err = _synthetic(times, t0=61010.3, u0=0.08, tE=23.0, rng=rng)
     fit = fit_pspl(t=times, mag=mag, mag_err=err)
-    assert fit.ok, fit.reason
     assert fit.t0 == pytest.approx(61010.3, abs=0.5)
+    # The peak is found; whether the few points pin u0 (the predicted magnification) well enough to trigger on is
+    # the credibility check's call, and it says so.
+    assert fit.ok or fit.reason.startswith("u0 = "), fit.reason
 
 
 # --------------------------------------------------------------------------------------

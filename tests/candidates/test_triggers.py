@@ -4,8 +4,10 @@ microlensing trigger on a real light curve (OGLE-2008-BLG-092 from MulensModel).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import Group
 
@@ -122,7 +124,7 @@ def test_microlensing_trigger_fires_near_the_peak_of_a_real_event(
     assert far == []  # two months after the peak: priority ~0, not fired
     fired = trigger_evaluate(rule_id=microlensing_rule.pk, target_ids=[target_id], now=t0 - timedelta(days=1))
     (firing,) = fired
-    assert firing.fit["ok"] and firing.fit["model"] == "baton.pspl" and firing.fit["version"] == "1.0"
+    assert firing.fit["ok"] and firing.fit["model"] == "baton.pspl" and firing.fit["version"] == "1.1"
     assert firing.fit["t0_mjd"] == pytest.approx(55379.07, abs=0.05)
     assert firing.fit["u0"] == pytest.approx(0.523, abs=0.01)
     assert firing.fit["tE_days"] == pytest.approx(17.94, abs=0.3)
@@ -142,3 +144,47 @@ def test_microlensing_trigger_waits_for_enough_points(microlensing_rule: Trigger
     ingest(*ob08092_alerts(upto=5), broker=None)
     target_id = Candidate.objects.get().target_id
     assert trigger_evaluate(rule_id=microlensing_rule.pk, target_ids=[target_id], now=NOW) == []
+
+
+def test_a_real_light_curve_replayed_alert_by_alert_fires_on_the_rise_not_on_the_baseline(
+    microlensing_rule: TriggerRule,
+) -> None:
+    """OGLE-2014-BLG-0939 (MulensModel's OGLE light curve): 438 baseline points over four years, then the event.
+
+    Replayed one alert per point through ingest, evaluated after every few points as alerts would trigger it. The
+    reference is the fit to all the data (t0 = HJD 2456836.19, u0 = 0.95, tE = 22.5 d). Model 1.0 fired on the
+    baseline 12 tE before the peak with tE = 1 +/- 70,000 d; a fit must now be constrained and rest on magnified
+    points. Tolerances at the first firing, which comes on the rise (-0.8 tE): t0 within 0.75 tE, tE within a factor
+    2.5, u0 within 0.8: before the peak u0 and tE are degenerate, and the early fit is smaller in u0 and longer in tE
+    (u0 0.19 +/- 0.05, tE 53 +/- 8 d here), so the magnification it predicts is optimistic until the peak is seen.
+    """
+    import MulensModel
+
+    from .conftest import MULENS_DATA
+
+    microlensing_rule.min_priority = 0.0
+    microlensing_rule.save()
+    data = np.loadtxt(Path(MulensModel.__file__).parent / "data/photometry_files/OB140939/ob140939_OGLE.dat",
+                      usecols=(0, 1, 2))
+    assert MULENS_DATA.exists()
+    t0_ref, u0_ref, te_ref = 2456836.19 - 2400000.5, 0.946, 22.47  # MJD
+    first = None
+    for i, (hjd, mag, err) in enumerate(data):
+        mjd = float(hjd) - 2400000.5
+        ingest({"alert_id": f"ob140939-{i}", "object_id": "OGLE-2014-BLG-0939", "ra": 269.3467, "dec": -31.1442,
+                "mjd": mjd, "band": "I", "mag": float(mag), "mag_err": float(err), "broker": "ogle", "history": []},
+               broker=None)
+        if i < 10 or i % 4:
+            continue
+        target_id = Candidate.objects.filter(object_id="OGLE-2014-BLG-0939").values_list("target_id", flat=True).first()
+        fired = trigger_evaluate(rule_id=microlensing_rule.pk, target_ids=[target_id], now=mjd_to_datetime(mjd))
+        if fired:
+            first = (mjd, fired[0])
+            break
+    assert first is not None, "the event was never followed"
+    mjd, firing = first
+    assert mjd > t0_ref - 1.5 * te_ref, f"fired {(mjd - t0_ref) / te_ref:+.1f} tE from the peak: on the baseline"
+    assert mjd < t0_ref, "fired only after the peak"
+    assert abs(firing.fit["t0_mjd"] - t0_ref) < 0.75 * te_ref
+    assert te_ref / 2.5 < firing.fit["tE_days"] < te_ref * 2.5
+    assert abs(firing.fit["u0"] - u0_ref) < 0.8
