@@ -32,10 +32,15 @@ def _mine(user: Any) -> Q:
 
 
 def matches_visible_to(*, user: Any) -> QuerySet[Match]:
-    """Matches of the user's teams' and the user's own filters and regions, newest first."""
+    """Matches of the user's teams' filters and regions, and of the user's own on targets the door shows them
+    (an alert at a team's private target matches a user's own region, but shows them neither it nor its name),
+    newest first."""
+    from policies.access import targets_visible_to
+
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return Match.objects.none()
-    qs = Match.objects.all() if user.is_superuser else Match.objects.filter(_mine(user))
+    own = Q(owner_id=user.pk, target__in=targets_visible_to(user=user).values("pk"))
+    qs = Match.objects.all() if user.is_superuser else Match.objects.filter(Q(team_id__in=team_ids_of(user=user)) | own)
     return qs.select_related("candidate", "target", "filter", "filter_version", "region", "team").order_by(
         "-matched_at", "-id"
     )

@@ -93,6 +93,8 @@ def test_an_alert_at_a_private_target_exposes_it_to_nobody(scene: Any) -> None:
     page = client.get(f"/targets/{scene.target.pk}/")
     assert page.status_code in (302, 403, 404) and "OGLE-2026-BLG-0001" not in page.content.decode()
     assert "OGLE-2026-BLG-0001" not in client.get("/targets/").content.decode()
+    assert "OGLE-2026-BLG-0001" not in client.get("/candidates/").content.decode()  # her match is not shown
+    assert client.get("/api/candidates/matches/").json()["count"] == 0
 
 
 def test_the_teams_own_region_still_shows_it_the_target(scene: Any) -> None:
@@ -112,3 +114,6 @@ def test_a_users_own_region_shows_them_a_target_no_team_follows(scene: Any) -> N
     assert result.new_targets == 1
     made = Match.objects.get(owner=scene.olga).target
     assert target_visible_to(user=scene.olga, target=made, audit=False)
+    client = APIClient()
+    client.force_login(scene.olga)
+    assert [m["target"] for m in client.get("/api/candidates/matches/").json()["results"]] == [made.pk]
