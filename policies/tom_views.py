@@ -33,16 +33,9 @@ from tom_observations.views import ObservationRecordCancelView, ObservationRecor
 from tom_targets.models import Target
 from tom_targets.views import TargetMergeView
 
-from .access import Decision, datum_access, target_access
-from .models import DataOwnership, Role, TargetInterest
-from .selectors import AnyUser, team_of, team_role_of
-
-ACTING_ROLES = (Role.ADMIN, Role.MEMBER)
-
-
-def _acts_for(*, user: AnyUser, group_id: int) -> bool:
-    team = team_of(group=group_id)
-    return team is not None and team_role_of(user=user, team=team) in ACTING_ROLES
+from .access import Decision, datum_access, request_act_allowed, target_access
+from .models import DataOwnership, TargetInterest
+from .selectors import AnyUser
 
 
 def observation_record_team_id(*, record: ObservationRecord) -> int | None:
@@ -70,7 +63,7 @@ def observation_record_act_access(*, user: AnyUser, record: ObservationRecord) -
         team_id = observation_record_team_id(record=record)
         if team_id is None:
             return Decision(False, "its request is gone")
-        if _acts_for(user=user, group_id=team_id):
+        if request_act_allowed(user=user, team_group_id=team_id):
             return Decision(True, "admin or member of the owning team", team_id=team_id)
         return Decision(False, "only the owning team's admins and members may act on its observations", team_id=team_id)
     if user.has_perm("tom_observations.change_observationrecord", record):
@@ -94,7 +87,7 @@ def target_change_access(*, user: AnyUser, targets: list[Target]) -> Decision:
     stakes = set(TargetInterest.objects.filter(target_id__in=ids).values_list("team_id", flat=True))
     stakes |= set(DataOwnership.objects.filter(target_id__in=ids, team__isnull=False).values_list("team_id", flat=True))
     for group_id in sorted(stakes):
-        if not _acts_for(user=user, group_id=group_id):
+        if not request_act_allowed(user=user, team_group_id=group_id):
             return Decision(False, "another team has a stake in one of these targets", team_id=group_id)
     staked = set(TargetInterest.objects.filter(target_id__in=ids).values_list("target_id", flat=True))
     staked |= set(DataOwnership.objects.filter(target_id__in=ids, team__isnull=False).values_list("target_id", flat=True))
