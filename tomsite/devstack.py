@@ -30,10 +30,17 @@ ROOT = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("BATON_STATE_DIR", ROOT / ".baton")).resolve()
 DB_NAME = "baton"
 CHROMIUM = Path("/usr/bin/chromium")
+# Set when the stack must stop: SIGINT/SIGTERM/SIGHUP (a closed terminal), or stdout gone (a pipe whose reader died).
+STOPPING = threading.Event()
+_STDOUT_GONE = threading.Event()
 
 
 def _say(message: str) -> None:
-    print(f"baton: {message}", flush=True)
+    try:
+        print(f"baton: {message}", flush=True)
+    except (BrokenPipeError, OSError):  # nobody reads stdout any more (e.g. `| tee` was killed): stop quietly
+        _STDOUT_GONE.set()
+        STOPPING.set()
 
 
 def _free_port() -> int:
@@ -87,6 +94,7 @@ def embedded_redis() -> Iterator[str]:
             "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(data / "redis.log"),
         ],
         start_new_session=True,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only, before exec
     )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
@@ -137,28 +145,45 @@ def _redact(url: str) -> str:
 
 
 def _stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    """SIGTERM the process group, then SIGKILL whatever is left after ``timeout``."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
+    """SIGTERM the process (it stops its own children: a Celery worker finishes its task and stops its pool, with no
+    'worker lost' traceback), then SIGKILL its whole group if anything is left after ``timeout``."""
+    if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+            os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group (none after a clean stop)
+    proc.wait()
 
 
 def _pump(name: str, stream, width: int) -> None:
     for line in iter(stream.readline, b""):
-        sys.stdout.write(f"{name:<{width}} | {line.decode(errors='replace')}")
-        sys.stdout.flush()
+        if STOPPING.is_set() and _STDOUT_GONE.is_set():
+            continue  # keep draining the child's pipe so it never blocks on a full one
+        try:
+            sys.stdout.write(f"{name:<{width}} | {line.decode(errors='replace')}")
+            sys.stdout.flush()
+        except (BrokenPipeError, OSError):
+            _STDOUT_GONE.set()
+            STOPPING.set()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when the devstack dies, however it dies."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _spawn(name: str, argv: list[str], env: dict[str, str], width: int) -> subprocess.Popen:
     proc = subprocess.Popen(  # noqa: S603 - our own commands
-        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only, before exec
     )
     threading.Thread(target=_pump, args=(name, proc.stdout, width), daemon=True).start()
     return proc
@@ -192,21 +217,29 @@ def _wait_http(url: str, procs: list[subprocess.Popen], timeout: float = 60.0) -
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Start services, migrate, load demo data, then web + worker + beat until Ctrl-C."""
-    stopping = threading.Event()
+    stopping = STOPPING
 
     def _on_signal(signum: int, frame: object) -> None:
         stopping.set()
 
+    # A closed terminal (SIGHUP) stops everything as Ctrl-C and SIGTERM do.
     signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
     with services() as service_env:
         env = {**os.environ, **service_env}
         env.setdefault("DEBUG", "1")
         env.setdefault("SECRET_KEY", _secret_key())
         env.setdefault("BATON_BASE_URL", f"http://127.0.0.1:{args.port}")
-        _say("migrating the database ...")
-        _manage(env, "migrate", "--noinput", "-v", "0")
-        _say("loading demo data ...")
-        _manage(env, "baton_demo")
+        try:
+            _say("migrating the database ...")
+            _manage(env, "migrate", "--noinput", "-v", "0")
+            _say("loading demo data ...")
+            _manage(env, "baton_demo")
+        except subprocess.CalledProcessError as exc:  # its own output says why (or stdout is gone): no traceback
+            _say(f"`manage.py {exc.cmd[2]}` failed (exit {exc.returncode}); stopping")
+            return 1
+        if STOPPING.is_set():
+            return 0
         python = sys.executable
         specs = {
             "web": [python, "manage.py", "runserver", f"{args.host}:{args.port}", "--noreload"],
