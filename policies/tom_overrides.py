@@ -128,3 +128,7 @@ class PolicyReducedDatumViewSet(ReducedDatumViewSet):
         if target is None or not target_access(user=self.request.user, target=target):
             raise PermissionDenied("you may not add data to that target")
         super().perform_create(serializer)
+        from .services import uploaded_datum_record
+
+        # What a team's account uploads (a partner TOM sharing in) is that team's, under its policy.
+        uploaded_datum_record(datum=serializer.instance, user=self.request.user)

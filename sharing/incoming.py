@@ -17,14 +17,11 @@ from typing import Any
 
 from django.conf import settings
 from rest_framework.authentication import BasicAuthentication
-from tom_dataproducts.models import PhotometryReducedDatum, SpectroscopyReducedDatum
 
 from policies.models import DataOwnership
-from policies.selectors import teams_of
-from policies.services import data_record_ownership
+from policies.services import uploaded_datum_record
 
 SHARING_IN_PATHS = ("/api/targets/", "/api/reduceddatums/")
-KIND_OF = {PhotometryReducedDatum: "photometry", SpectroscopyReducedDatum: "spectra"}
 
 
 class PartnerBasicAuthentication(BasicAuthentication):
@@ -40,16 +37,6 @@ class PartnerBasicAuthentication(BasicAuthentication):
 
 
 def incoming_datum_record(*, datum: Any, user: Any) -> DataOwnership | None:
-    """Record the team of ``user`` (who uploaded ``datum`` through TOM's API) as its owner.
-
-    The user's only team owns it (its policy then decides who else sees it, from the datum's
-    timestamp); a user in no team or in several, or a datum of a kind teams do not own, leaves it
-    as TOM leaves it (TOM's own permissions). Returns the ownership recorded, or None.
-    """
-    kind = KIND_OF.get(type(datum))
-    teams = list(teams_of(user=user)[:2])
-    if kind is None or len(teams) != 1:
-        return None
-    # A partner's data can be old when it arrives: not a breach of Baton's release rules (backfill).
-    rows = data_record_ownership(data=[datum], team=teams[0].group, kind=kind, backfill=True)
-    return rows[0] if rows else None
+    """Record the team of ``user`` (who uploaded ``datum`` through TOM's API) as its owner: policies'
+    ``uploaded_datum_record``, which TOM's upload API calls itself (``policies.tom_overrides``)."""
+    return uploaded_datum_record(datum=datum, user=user)

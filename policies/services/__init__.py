@@ -21,6 +21,7 @@ from .ownership import (
     policy_apply,
     target_interests_record,
     target_record_interest,
+    uploaded_datum_record,
 )
 from .policy import policy_merge, policy_update
 from .teams import audience_members_sync, team_create, team_member_remove, team_member_set
@@ -45,6 +46,7 @@ __all__ = [
     "claims_expire_due",
     "data_forget",
     "data_record_ownership",
+    "uploaded_datum_record",
     "data_release_due",
     "decision_record",
     "grants_reconcile",

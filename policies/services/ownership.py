@@ -286,3 +286,23 @@ def data_forget(*, instance: models.Model) -> None:
     DataOwnership.objects.filter(content_type=ct, object_id=instance.pk).delete()
     GroupObjectPermission.objects.filter(content_type=ct, object_pk=str(instance.pk)).delete()
     UserObjectPermission.objects.filter(content_type=ct, object_pk=str(instance.pk)).delete()
+
+
+def uploaded_datum_record(*, datum: Any, user: Any) -> DataOwnership | None:
+    """Record the team of ``user``, who uploaded ``datum`` through TOM's API (a partner TOM's ``DATA_SHARING``, a
+    script), as its owner, so its members see it as their policy says and other teams do not.
+
+    The user's only team owns it; a user in no team or in several, or a datum of a kind teams do not own, leaves it
+    as TOM leaves it. Old data arriving late is backfill, not a breach of the release rules. Returns the ownership
+    recorded, or None.
+    """
+    from tom_dataproducts.models import PhotometryReducedDatum, SpectroscopyReducedDatum
+
+    from ..selectors import teams_of
+
+    kind = {PhotometryReducedDatum: "photometry", SpectroscopyReducedDatum: "spectra"}.get(type(datum))
+    teams = list(teams_of(user=user)[:2])
+    if kind is None or len(teams) != 1:
+        return None
+    rows = data_record_ownership(data=[datum], team=teams[0].group, kind=kind, backfill=True)
+    return rows[0] if rows else None

@@ -111,12 +111,17 @@ def test_a_stock_tom_shares_into_baton_with_its_own_code_and_basic_auth(
     assert (datum.brightness, datum.unit, datum.telescope, datum.source_name) == (16.1, "AB mag", "partner-1m", "partnertom")
     assert datum.source_location.startswith("ReducedDatum shared from")
 
-    # Owned by the partner account's team: its members see it, another team does not (30 proprietary days).
-    # (Until policies' PolicyReducedDatumViewSet.perform_create calls incoming_datum_record, the upload is unowned
-    # and only TOM's per-datum grants apply: nobody but a superuser sees it. Called here as that hook would.)
-    assert not datum_visible_to(user=world.bob, datum=datum, audit=False)
-    assert incoming_datum_record(datum=datum, user=account) is not None
+    # Owned by the partner account's team as it arrives (TOM's upload API records it): its members see it, another
+    # team does not (30 proprietary days).
+    from django.contrib.contenttypes.models import ContentType
+
+    from policies.models import DataOwnership
+
+    owned = DataOwnership.objects.filter(content_type=ContentType.objects.get_for_model(datum), object_id=datum.pk)
+    assert list(owned.values_list("team_id", "kind")) == [(world.team.group_id, "photometry")]
     assert datum_visible_to(user=world.bob, datum=datum, audit=False)
+    incoming_datum_record(datum=datum, user=account)  # recording again changes nothing
+    assert owned.count() == 1
     assert not datum_visible_to(user=carol, datum=datum, audit=False)
 
     # Basic auth opens only the two sharing-in paths, and not over plain HTTP where the site redirects to HTTPS.
