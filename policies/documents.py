@@ -73,6 +73,7 @@ EVENTS: dict[str, str] = {
     "allocation.overrun": "a request would overrun, or usage overran, the team's allocation",
     "policy.changed": "the team's policy changed",
     "breach.recorded": "a breach of policy by the team was recorded",
+    "sharing.failed": "data could not be pushed to one of the team's sharing destinations (announced once until it works again)",
 }
 
 CONDITION_OPS: dict[str, Callable[[Any, Any], bool]] = {

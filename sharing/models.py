@@ -45,6 +45,11 @@ class Destination(models.Model):
     topic = models.CharField(max_length=200, blank=True, default="", help_text="Hermes topic, e.g. hermes.test")
     authors = models.CharField(max_length=1000, blank=True, default="", help_text="Hermes message authors")
     enabled = models.BooleanField(default=True)
+    failure_notified_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="when the team was told a datum failed here for good; a later success clears it, so each "
+        "episode of failures is announced once",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)

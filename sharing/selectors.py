@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Max, QuerySet
 
 from policies.models import Team
 
@@ -19,9 +19,17 @@ def destinations_of(*, team: Team) -> list[Destination]:
     for dest_id, status, n in (OutboxItem.objects.filter(destination__team=team.group).values("destination_id", "status")
                                .annotate(n=Count("pk")).values_list("destination_id", "status", "n").order_by()):
         counts[dest_id][status] = n
+    last_sent = dict(OutboxItem.objects.filter(destination__team=team.group, status="sent").values("destination_id")
+                     .annotate(at=Max("sent_at")).values_list("destination_id", "at").order_by())
     for row in rows:
         row.outbox = counts[row.pk]  # type: ignore[attr-defined]
         row.waiting = sum(counts[row.pk].get(s, 0) for s in ("pending", "retrying", "sending"))  # type: ignore[attr-defined]
+        # Health: the last success, and the latest error of a row not sent (the newest attempt that went wrong).
+        row.last_sent_at = last_sent.get(row.pk)  # type: ignore[attr-defined]
+        row.last_error_row = (  # type: ignore[attr-defined]
+            OutboxItem.objects.filter(destination=row).exclude(last_error="").exclude(status="sent")
+            .order_by("-last_attempt_at", "-pk").only("last_error", "last_attempt_at", "status").first()
+        )
     return rows
 
 

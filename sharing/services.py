@@ -208,6 +208,7 @@ def outbox_item_deliver(*, item_id: int, now: datetime | None = None) -> Deliver
     except PermanentShareError as exc:
         for row, _ in claimed:
             _finish(row, status=OutboxStatus.FAILED, last_error=str(exc)[:2000])
+        _failure_announce(item, error=str(exc), now=now)
         return DeliveryOutcome("failed", error=str(exc))
     except Exception as exc:
         # A bug or an unexpected library error: keep the rows, retry them like a transient failure, say so loudly.
@@ -215,7 +216,24 @@ def outbox_item_deliver(*, item_id: int, now: datetime | None = None) -> Deliver
         return [_failed_for_now(row, error=f"unexpected error: {exc!r}", now=now) for row, _ in claimed][0]
     for row, _ in claimed:
         _finish(row, status=OutboxStatus.SENT, sent_at=timezone.now(), remote_id=remote_id[:200], last_error="")
+    Destination.objects.filter(pk=item.destination_id, failure_notified_at__isnull=False).update(failure_notified_at=None)
     return DeliveryOutcome("sent")
+
+
+def _failure_announce(item: OutboxItem, *, error: str, now: datetime) -> None:
+    """Tell the team (``sharing.failed``, to whom its notification rules name) that data failed for good at a
+    destination: once per episode, until a success there clears it."""
+    from policies.hooks import notify
+
+    if not Destination.objects.filter(pk=item.destination_id, failure_notified_at__isnull=True).update(
+        failure_notified_at=now
+    ):
+        return  # already announced since the last success
+    team = item.destination.team
+    notify("sharing.failed", [team], {
+        "team_id": team.pk, "destination": item.destination.name, "kind": item.kind, "error": error[:500],
+        "urgent": False,
+    }, now=now)
 
 
 MAX_BATCH = 200  # data in one message at most
@@ -270,6 +288,7 @@ def _failed_for_now(item: OutboxItem, *, error: str, now: datetime) -> DeliveryO
     if item.attempts >= int(conf.setting("MAX_ATTEMPTS")):
         error = f"gave up after {item.attempts} attempts: {error}"
         _finish(item, status=OutboxStatus.FAILED, last_error=error[:2000])
+        _failure_announce(item, error=error, now=now)
         return DeliveryOutcome("failed", error=error)
     delay = backoff_s(item.attempts)
     _finish(item, status=OutboxStatus.RETRYING, next_attempt_at=now + timedelta(seconds=delay), last_error=error[:2000])

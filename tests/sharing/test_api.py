@@ -133,23 +133,47 @@ def test_proprietary_data_is_never_queued_and_data_withdrawn_before_sending_is_w
 
 
 def test_wrong_credentials_fail_permanently_and_show_in_the_outbox(world: Any, destinations: Any, partner: Any,
-                                                                      api_client_for: Any) -> None:
+                                                                      api_client_for: Any, monkeypatch: Any) -> None:
+    import policies.hooks
+
+    announced: list[tuple[str, dict]] = []
+    real_notify = policies.hooks.notify
+    monkeypatch.setattr(policies.hooks, "notify",
+                        lambda event, teams, payload, **kw: announced.append((event, dict(payload))) or real_notify(
+                            event, teams, payload, **kw))
     Destination.objects.filter(name="hermes").update(token="wrong")
     world.share(days=0, destinations=["hermes"])
     data_record_ownership(data=[world.point(age_days=1, mag=15.0)], team=world.team.group, kind="photometry")
-    [item] = OutboxItem.objects.all()
+    data_record_ownership(data=[world.point(age_days=2, mag=15.1)], team=world.team.group, kind="photometry")
+    item, second = OutboxItem.objects.order_by("pk")
     assert outbox_item_deliver(item_id=item.pk).status == "failed"
+    OutboxItem.objects.filter(pk=second.pk).update(status="pending")
+    outbox_item_deliver(item_id=second.pk)
+    # The team is told once for the episode, not once per datum.
+    assert [(e, p["destination"]) for e, p in announced if e == "sharing.failed"] == [("sharing.failed", "hermes")]
+    # The sharing page shows the destination's health: never a success yet, and the latest error.
+    page = Client()
+    page.force_login(world.alice)
+    text = page.get("/teams/bulge/sharing/").content.decode()
+    assert "never" in text and "401" in text
     listed = api_client_for(world.alice).get("/api/teams/bulge/outbox/?status=failed")
     assert listed.status_code == 200
-    [row] = listed.data["results"]
-    assert row["destination"] == "hermes" and "refused" in row["last_error"] and "401" in row["last_error"]
+    rows = listed.data["results"]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["destination"] == "hermes" and "refused" in row["last_error"] and "401" in row["last_error"]
     assert api_client_for(world.alice).get("/api/teams/bulge/outbox/?status=bogus").status_code == 400
     # Fixed, and sent again by hand.
     Destination.objects.filter(name="hermes").update(token=HERMES_TOKEN)
-    retried = api_client_for(world.alice).post("/api/teams/bulge/outbox/retry/", {"items": [item.pk]}, format="json")
-    assert retried.status_code == 200 and retried.data == {"requeued": 1}
+    retried = api_client_for(world.alice).post("/api/teams/bulge/outbox/retry/", {"items": [item.pk, second.pk]},
+                                               format="json")
+    assert retried.status_code == 200 and retried.data == {"requeued": 2}
     assert outbox_item_deliver(item_id=item.pk).status == "sent"
-    assert len(partner.messages) == 1
+    outbox_item_deliver(item_id=second.pk)
+    assert set(OutboxItem.objects.values_list("status", flat=True)) == {"sent"}
+    assert 1 <= len(partner.messages) <= 2
+    # A success ends the episode: the next failure there is announced again.
+    assert Destination.objects.get(name="hermes").failure_notified_at is None
 
 
 def test_a_drill_enqueues_and_sends_nothing(world: Any, destinations: Any, partner: Any, monkeypatch: Any,
