@@ -41,7 +41,16 @@ def alerts(n: int) -> bytes:
 
 def test_a_burst_of_1000_matching_alerts_yields_one_digest_per_recipient(people: Any, smtp: Any, eager_tasks: None,
                                                                             django_capture_on_commit_callbacks: Any) -> None:
-    filter_create(name="bright", team=people.team, predicates=[{"field": "mag", "op": "<=", "value": 19.5}])
+    from policies.selectors import policy_in_force
+    from policies.services import policy_update, team_create
+
+    # Only a Baton team owns filters: alice's team, bob a member, whose policy sends new candidates by email and inbox.
+    owner = team_create(name="Burst watchers", admins=[people.alice])
+    owner.group.user_set.add(people.bob)
+    document = policy_in_force(team=owner).document.to_json()
+    document["notifications"] = [{"event": "candidate.new", "roles": ["admin", "member"], "channels": ["email", "inbox"]}]
+    policy_update(team=owner, by=people.alice, document=document)
+    filter_create(name="bright", team=owner.group, predicates=[{"field": "mag", "op": "<=", "value": 19.5}])
     parsed = parse_alert_batch(body=alerts(N), content_type="application/json", broker="burst-broker")
     result = alerts_ingest(alerts=parsed.alerts, received_at=NOW, now=NOW)
     assert result.matches == N

@@ -273,6 +273,8 @@ REST_FRAMEWORK = {
     # Baton's API speaks JSON (TOM's own views set their parsers where they need forms).
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "tomsite.pagination.StrictLimitOffsetPagination",
+    # An unknown ?format= is ignored (DRF's 404 is no answer an operation documents); exports check theirs.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "tomsite.negotiation.UnknownFormatIgnored",
     "PAGE_SIZE": 100,
 }
 SPECTACULAR_SETTINGS = {
