@@ -77,7 +77,8 @@ def test_a_portal_copy_and_a_gemini_copy_complete_once(two_networks, gemini_stan
     request = request_submit(
         target=target, team=team, requester=user, telescope_class="1m0",
         exposures=[{"filter": "rp", "exposure_s": 120, "count": 1}],
-        window_start=now, window_end=now + timedelta(hours=30), success_probability=0.9,
+        # One night (not the next): the second copy has to be at the other network, not Cerro Tololo's tomorrow.
+        window_start=now, window_end=now + timedelta(hours=20), success_probability=0.9,
     )
     network_plan(request_ids=[request.pk])
     copies = list(Dispatch.objects.filter(request=request).select_related("facility"))
