@@ -55,9 +55,10 @@ def stock_tom(stock_tom_server: StockTom) -> StockTom:
     return stock_tom_server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def second_worker_process(celery_worker_process: Any, django_db_blocker: Any) -> Iterator[Any]:
-    """A second Celery worker on the same queue, so two deliveries run at once (as in production)."""
+    """A second Celery worker on the same queue, so two deliveries run at once (as in production). Stopped at the
+    end of the module that asked for it: left running, it would take later tests' tasks on the shared queue."""
     from tests.conftest import WorkerProcess
 
     with django_db_blocker.unblock():
