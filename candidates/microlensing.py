@@ -364,7 +364,7 @@ def _fit(
                 break
     if not reason:
         reason = _not_credible(
-            t0=t0, u0=u0, te=te, errors=errors, times=times, fluxes=fluxes, sigmas=sigmas, amp=amp,
+            u0=u0, te=te, errors=errors, times=times, fluxes=fluxes, sigmas=sigmas, amp=amp,
             fs=fs[labels], fb=fb[labels],
         )
     return PSPLFit(
@@ -388,7 +388,7 @@ def _fit(
 
 
 def _not_credible(
-    *, t0: float, u0: float, te: float, errors: tuple[float | None, float | None, float | None], times: FloatArray,
+    *, u0: float, te: float, errors: tuple[float | None, float | None, float | None], times: FloatArray,
     fluxes: FloatArray, sigmas: FloatArray, amp: FloatArray, fs: FloatArray, fb: FloatArray,
 ) -> str:
     """Why a converged, significant fit is still not an event to trigger on ("" when it is).
@@ -418,7 +418,6 @@ def _not_credible(
             f"only {magnified} point(s) are magnified (A >= {MIN_MAGNIFICATION:g} and {MIN_EXCESS_SIGMA:g} sigma above "
             f"the baseline); need {MIN_MAGNIFIED_POINTS} on the rise before trusting the event"
         )
-    del t0
     return ""
 
 

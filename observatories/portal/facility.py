@@ -10,6 +10,7 @@ with `PortalClient`) or is driven through its TOM methods
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -45,8 +46,10 @@ def speaks_portal_api(cls: type) -> bool:
     return issubclass(cls, PortalFacility | OCSFacility)
 
 
+@functools.lru_cache(maxsize=64)
 def speaks_portal_api_path(path: str) -> bool:
-    """`speaks_portal_api` for a dotted path; False for a path that cannot be imported."""
+    """`speaks_portal_api` for a dotted path; False for a path that cannot be imported (cached: the planner asks per
+    facility and request, and a class's kind does not change while the process runs)."""
     try:
         cls = import_string(path)
     except ImportError:
@@ -59,8 +62,8 @@ class PortalFacility(BaseRoboticObservationFacility):
     """Baton's network as one TOM facility, "Baton": every enabled facility whose adapter this is.
 
     TOM observation ids are ``"<facility code>:<request-group id>"``, so status,
-    cancel and data calls find their facility. Data (photometry) is saved as a
-    TOM photometry data product, processed into the target's light curve.
+    cancel and data calls find their facility. Data are the facility's archive
+    frames, saved as TOM data products with the target's photometry from each.
     """
 
     name = "Baton"

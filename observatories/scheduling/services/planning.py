@@ -243,22 +243,31 @@ def _facility_specs(*, now: datetime, live_state: dict[int, str]) -> tuple[list[
     return specs, by_code
 
 
+def _serving(by_code: dict[str, Facility]) -> dict[str, list[Facility]]:
+    """Request class -> the enabled facilities that take copies of it (their own class and those they also serve)."""
+    out: dict[str, list[Facility]] = {}
+    for facility in by_code.values():
+        for telescope_class in dict.fromkeys([facility.telescope_class, *(facility.also_serves or [])]):
+            out.setdefault(telescope_class, []).append(facility)
+    return out
+
+
 def _without_proposal(
-    request: ObservingRequest, *, by_code: dict[str, Facility], now: datetime, memo: dict[tuple[int, str], bool]
+    request: ObservingRequest, *, serving: list[Facility], now: datetime, memo: dict[tuple[int, str], bool]
 ) -> frozenset[str]:
-    """Facilities of the request's class where its team has no proposal: not a chance for that team."""
+    """Portal facilities among ``serving`` where the request's team has no proposal: not a chance for that team.
+    (A TOM module's facility carries its programme in its own parameters.)"""
     from observatories.portal.facility import speaks_portal_api_path
 
     out = []
-    for code, facility in by_code.items():
-        classes = {facility.telescope_class, *(facility.also_serves or [])}
-        if request.telescope_class not in classes or not speaks_portal_api_path(facility.adapter):
-            continue  # (a TOM module's facility carries its programme in its own parameters)
-        key = (request.team_id, code)
+    for facility in serving:
+        if not speaks_portal_api_path(facility.adapter):
+            continue
+        key = (request.team_id, facility.code)
         if key not in memo:
             memo[key] = bool(hooks.proposal_for(team=request.team, facility=facility, at=now))
         if not memo[key]:
-            out.append(code)
+            out.append(facility.code)
     return frozenset(out)
 
 
@@ -344,7 +353,10 @@ def network_plan(*, now: datetime | None = None, request_ids: Iterable[int] | No
         sites, live_state = _site_specs(now=now)
         facilities, by_code = _facility_specs(now=now, live_state=live_state)
         memo: dict[tuple[int, str], bool] = {}
-        no_proposal = {r.pk: _without_proposal(r, by_code=by_code, now=now, memo=memo) for r in requests}
+        serving = _serving(by_code)
+        no_proposal = {
+            r.pk: _without_proposal(r, serving=serving.get(r.telescope_class, []), now=now, memo=memo) for r in requests
+        }
         keyed: dict[str, set[str]] = {}
         for code, facility in by_code.items():
             keyed.setdefault(facility.chance_key, set()).add(code)
@@ -360,12 +372,8 @@ def network_plan(*, now: datetime | None = None, request_ids: Iterable[int] | No
         plans = plan_network(requests=specs, sites=sites, facilities=facilities, now=now, booked_s=booked)
         by_id = {r.pk: r for r in requests}
         for request_id, plan in plans.items():
-            request = by_id[request_id]
-            serving = {
-                code for code, f in by_code.items()
-                if request.telescope_class in {f.telescope_class, *(f.also_serves or [])}
-            }
-            if not plan.chosen and not plan.reached and serving and serving <= no_proposal[request_id]:
+            codes = {f.code for f in serving.get(by_id[request_id].telescope_class, [])}
+            if not plan.chosen and not plan.reached and codes and codes <= no_proposal[request_id]:
                 # Say why: no facility that could observe it takes the team's requests (no proposal there).
                 plan.outcome = "no proposal"
             _apply_plan(by_id[request_id], plan, by_code=by_code, now=now)
